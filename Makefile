@@ -1,0 +1,37 @@
+# Every target creates .venv on a fresh machine when it is missing (or stale).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+DEMO_ARGS ?=
+
+.PHONY: all demo demo-headless test lint bench clean
+
+all: test
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## make demo: the dashboard on the simulator (reference scenario)
+demo: $(STAMP)
+	$(BIN)/rhtui --demo $(DEMO_ARGS)
+
+## make demo-headless: three minutes on the simulator at 20x speed, as log lines
+demo-headless: $(STAMP)
+	$(BIN)/rhtui --demo --headless --duration 3 --speed 20 $(DEMO_ARGS)
+
+## make test: the import contract, then the whole suite
+test: $(STAMP)
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run_all
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

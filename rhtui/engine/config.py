@@ -1,0 +1,326 @@
+"""Configuration: pydantic-settings, loaded in this order (later wins):
+
+defaults < TOML file (``--config`` or ``$XDG_CONFIG_HOME/rhtui/rhtui.toml``)
+< environment (``RHTUI_*``, ``__`` for nesting; ``OLLAMA_HOST`` is honoured)
+< command-line flags.
+
+An invalid value stops the program with a message naming the key, where the
+value came from (file, env or flag) and what is allowed (`ConfigError`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+DEFAULT_STUDENTS = ("rh-alpha", "rh-beta", "rh-gamma", "rh-delta", "rh-epsilon", "rh-zeta")
+DEFAULT_OLLAMA_HOST = "http://127.0.0.1:11434"
+ENV_PREFIX = "RHTUI_"
+
+
+def xdg_config_home() -> Path:
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+
+
+def xdg_data_home() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+
+
+def default_config_path() -> Path:
+    return xdg_config_home() / "rhtui" / "rhtui.toml"
+
+
+def normalize_host(host: str) -> str:
+    """Ollama's host forms (``host``, ``host:port``, ``:port``, ``http://host``) as a URL."""
+    host = host.strip().rstrip("/")
+    if not host:
+        return DEFAULT_OLLAMA_HOST
+    scheme = "http"
+    if "://" in host:
+        scheme, host = host.split("://", 1)
+    if host.startswith(":"):
+        host = "127.0.0.1" + host
+    if host.startswith("0.0.0.0"):
+        host = "127.0.0.1" + host[len("0.0.0.0") :]
+    if not re.search(r":\d+$", host) and not host.endswith("]"):
+        host += ":443" if scheme == "https" else ":11434"
+    return f"{scheme}://{host}"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class BudgetPolicy(_Section):
+    """The budget guard's rules that protect the card."""
+
+    reserve_mb: int = Field(1024, ge=0, le=1_000_000)
+    """VRAM (MB) that must stay free after a student is loaded."""
+    max_fraction: float = Field(0.90, gt=0.0, le=1.0)
+    """VRAM use must never pass this share of the card."""
+    emergency_fraction: float = Field(0.95, gt=0.0, le=1.0)
+    """Above this share of the card during a run: abort, unload, pause."""
+    timeout_s: float = Field(60.0, gt=0.0, le=86_400)
+    """Seconds one proposal may take (load included) before it is cancelled and unloaded."""
+    cooldown_s: float = Field(30.0, ge=0.0, le=3600)
+    """After an emergency, resume automatically once VRAM stayed under max_fraction this long (0: resume only by key)."""
+    ram_reserve_mb: int = Field(1024, ge=0)
+    """System RAM (MB) that must stay free before a load."""
+    kv_cache_mb: int = Field(320, ge=0)
+    """KV-cache and runtime buffers (MB) added to a never-run student's model size to estimate its need."""
+
+    @model_validator(mode="after")
+    def _emergency_above_max(self) -> "BudgetPolicy":
+        if self.emergency_fraction <= self.max_fraction:
+            raise ValueError(
+                f"emergency_fraction ({self.emergency_fraction}) must be above max_fraction ({self.max_fraction})"
+            )
+        return self
+
+
+class StudentSpec(_Section):
+    """A student: an Ollama model that writes proposals."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    model: str | None = None
+    """Ollama model tag; defaults to the name."""
+    enabled: bool = True
+    modelfile: Path | None = None
+    """The Modelfile it is built from (None: an existing Ollama model, brought by the user)."""
+
+    @property
+    def tag(self) -> str:
+        return self.model or self.name
+
+
+class SessionOptions(_Section):
+    """What one run of the ensemble does."""
+
+    name: str = Field("rh_main", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    """Session name; runs are grouped by it in reports."""
+    duration_min: float = Field(480.0, gt=0.0, le=60 * 24 * 30)
+    """Wall-clock minutes the session runs (with the simulator, --speed makes more happen in them)."""
+    policy: Literal["fair", "efficiency"] = "fair"
+    """fair: every enabled student once per cycle; efficiency: best tokens per GPU-second first."""
+    skip_largest_on_trend: bool = True
+    """When VRAM use is trending up, skip the largest students first."""
+    skip_slowest_when_short: bool = True
+    """When the session's remaining time is short, skip students whose expected time does not fit."""
+    max_cycles: int | None = Field(None, ge=1)
+    """Stop after this many cycles (None: run for the duration)."""
+    prompt_seed: int | None = None
+    """Seed for choosing research prompts (None: random)."""
+
+
+class Settings(BaseSettings):
+    """All of rhtui's settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    ollama_host: str = DEFAULT_OLLAMA_HOST
+    """Where Ollama listens (OLLAMA_HOST is honoured)."""
+    data_dir: Path = Field(default_factory=lambda: xdg_data_home() / "rhtui")
+    """Where the database lives."""
+    modelfiles_dir: Path | None = None
+    """A folder of *.Modelfile students (None: the six shipped with rhtui)."""
+    sample_interval_s: float = Field(1.0, ge=0.1, le=60.0)
+    """Seconds between hardware samples."""
+    gpu_index: int = Field(0, ge=0)
+    """Which GPU NVML watches."""
+    gpu_total_mb: float | None = Field(None, gt=0)
+    """Card size (MB) when no NVML is available (VRAM is then judged from /api/ps)."""
+    keep_alive_s: float = Field(0.0, ge=0.0)
+    """Seconds a student stays loaded after its proposal (0: unload after use)."""
+    snapshot_retention_days: float = Field(30.0, gt=0)
+    """Hardware samples older than this are purged at start."""
+    budget: BudgetPolicy = Field(default_factory=BudgetPolicy)
+    session: SessionOptions = Field(default_factory=SessionOptions)
+    students: list[StudentSpec] = Field(default_factory=lambda: [StudentSpec(name=n) for n in DEFAULT_STUDENTS])
+
+    @field_validator("ollama_host")
+    @classmethod
+    def _host(cls, v: str) -> str:
+        url = normalize_host(v)
+        if not re.match(r"^https?://[^/\s]+$", url):
+            raise ValueError(f"not a host Ollama could listen on: {v!r} (e.g. 127.0.0.1:11434)")
+        return url
+
+    @field_validator("students")
+    @classmethod
+    def _unique(cls, v: list[StudentSpec]) -> list[StudentSpec]:
+        seen: set[str] = set()
+        for s in v:
+            if s.name in seen:
+                raise ValueError(f"student {s.name!r} is declared twice")
+            seen.add(s.name)
+        return v
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "rhtui.db"
+
+    @property
+    def enabled_students(self) -> list[StudentSpec]:
+        return [s for s in self.students if s.enabled]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # flags > RHTUI_* env > OLLAMA_HOST > TOML file > defaults
+        return (init_settings, env_settings, _OllamaHostEnv(settings_cls), _TomlFile(settings_cls))
+
+
+class _OllamaHostEnv(PydanticBaseSettingsSource):
+    def get_field_value(self, field, field_name):  # pragma: no cover - unused by __call__
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        host = os.environ.get("OLLAMA_HOST")
+        return {"ollama_host": host} if host else {}
+
+
+class _TomlFile(PydanticBaseSettingsSource):
+    """The TOML file chosen by `load_settings` (passed through a context variable-free class attr)."""
+
+    data: dict[str, Any] = {}
+
+    def get_field_value(self, field, field_name):  # pragma: no cover - unused by __call__
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(type(self).data)
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; str() is a message for a person."""
+
+    exit_code = 2
+
+
+def _flatten(d: dict[str, Any], prefix: tuple = ()) -> dict[tuple, Any]:
+    out: dict[tuple, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, prefix + (k,)))
+        else:
+            out[prefix + (k,)] = v
+    return out
+
+
+def _env_name(loc: tuple) -> str:
+    return ENV_PREFIX + "__".join(str(p) for p in loc).upper()
+
+
+def _source_of(loc: tuple, cli: dict[str, Any], toml_data: dict[str, Any], path: Path | None) -> str:
+    """Where the value at `loc` came from, in words."""
+    names = [str(p) for p in loc if not isinstance(p, int)]
+    for n in range(len(names), 0, -1):
+        key = tuple(names[:n])
+        if key in _flatten(cli):
+            return "command-line flag --" + key[-1].replace("_", "-")
+        env = _env_name(key)
+        if env in os.environ:
+            return f"environment variable {env}"
+        if key == ("ollama_host",) and "OLLAMA_HOST" in os.environ:
+            return "environment variable OLLAMA_HOST"
+        node: Any = toml_data
+        found = True
+        for part in loc[: n + sum(1 for p in loc[:n] if isinstance(p, int))]:
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+                node = node[part]
+            else:
+                found = False
+                break
+        if found and path is not None:
+            return f"config file {path}"
+    return "default"
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+
+
+def load_settings(config_path: Path | None = None, cli: dict[str, Any] | None = None) -> Settings:
+    """Build Settings from every source; raise ConfigError with a message a person can act on.
+
+    `config_path`: an explicit --config (must exist); None looks in the XDG config dir.
+    `cli`: values from flags, nested like the settings (None values are dropped).
+    """
+    cli = _drop_none(cli or {})
+    path = config_path
+    if path is not None and not path.exists():
+        raise ConfigError(f"config file {path} does not exist (given with --config)")
+    if path is None:
+        candidate = default_config_path()
+        path = candidate if candidate.exists() else None
+    toml_data = read_toml(path) if path is not None else {}
+    _TomlFile.data = toml_data
+    try:
+        return Settings(**cli)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            key = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc).replace(".[", "[")
+            source = _source_of(loc, cli, toml_data, path)
+            got = err.get("input")
+            got_s = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key"
+            lines.append(f"  {key or '(top level)'}: {msg}{got_s} — from {source}")
+        raise ConfigError("invalid configuration:\n" + "\n".join(lines)) from None
+    finally:
+        _TomlFile.data = {}
+
+
+def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            v = _drop_none(v)
+            if v:
+                out[k] = v
+        elif v is not None:
+            out[k] = v
+    return out
+
+
+def value_sources(settings: Settings, config_path: Path | None = None, cli: dict[str, Any] | None = None) -> dict[str, str]:
+    """For `rhtui doctor`: each leaf key and where its value came from."""
+    path = config_path or (default_config_path() if default_config_path().exists() else None)
+    toml_data = read_toml(path) if path else {}
+    out: dict[str, str] = {}
+    dumped = settings.model_dump(exclude={"students"})
+    for loc in _flatten(dumped):
+        out[".".join(loc)] = _source_of(loc, _drop_none(cli or {}), toml_data, path)
+    return out

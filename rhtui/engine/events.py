@@ -1,0 +1,201 @@
+"""The typed events the engine emits, on one stream, to every face of the program.
+
+Frozen dataclasses with a timestamp `ts` (the engine's clock). The live
+dashboard turns them into Textual messages, `--headless` into log lines, and
+`rhtui watch` rebuilds them from the database. High-rate events
+(`HardwareSampled`, `TokensProgress`) are marked `high_rate` so a consumer may
+collapse a burst into the latest one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from rhtui.engine.hardware import HardwareSnapshot
+from rhtui.engine.records import RunRecord
+
+Level = Literal["debug", "info", "warning", "error", "critical"]
+EngineState = Literal["starting", "running", "paused", "emergency", "backend_down", "stopping", "finished"]
+StudentPhase = Literal["loading", "running", "unloading"]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    ts: float
+    high_rate = False
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStarted(Event):
+    session_id: int
+    name: str
+    duration_s: float
+    """Session length in seconds of the engine clock."""
+    backend_host: str
+    backend_version: str
+    probe: str
+    students: tuple[str, ...]
+    policy: str
+
+
+@dataclass(frozen=True, slots=True)
+class HardwareSampled(Event):
+    snapshot: HardwareSnapshot
+    vram_source: str = "probe"
+    """'probe' (the card measured it) or 'ollama-ps' (judged from Ollama's /api/ps)."""
+    high_rate = True
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged(Event):
+    state: EngineState
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CycleStarted(Event):
+    cycle: int
+    order: tuple[str, ...]
+    """The students in the order this cycle will try them."""
+
+
+@dataclass(frozen=True, slots=True)
+class StudentQueued(Event):
+    cycle: int
+    student: str
+    position: int
+    need_mb: float | None
+    fits: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StudentStarted(Event):
+    cycle: int
+    student: str
+    model: str
+    need_mb: float | None
+    timeout_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class StudentPhaseChanged(Event):
+    cycle: int
+    student: str
+    phase: StudentPhase
+
+
+@dataclass(frozen=True, slots=True)
+class TokensProgress(Event):
+    cycle: int
+    student: str
+    tokens: int
+    elapsed_s: float
+    tok_per_s: float | None
+    timeout_s: float
+    high_rate = True
+
+
+@dataclass(frozen=True, slots=True)
+class StudentFinished(Event):
+    cycle: int
+    student: str
+    run: RunRecord
+    """The stored run (status ok|timeout|error|aborted|emergency)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StudentSkipped(Event):
+    cycle: int
+    student: str
+    reason: str
+    kind: str = "budget"
+    """'budget' (does not fit), 'time' (not enough session left), 'trend', 'disabled', 'user', 'missing'."""
+
+
+@dataclass(frozen=True, slots=True)
+class CycleFinished(Event):
+    cycle: int
+    completed: tuple[str, ...]
+    skipped: tuple[tuple[str, str], ...]
+    """(student, reason) for each student skipped this cycle."""
+    failed: tuple[str, ...]
+    seconds: float
+    tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetAlarm(Event):
+    level: Level
+    used_mb: float
+    total_mb: float
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyStop(Event):
+    used_mb: float | None
+    total_mb: float | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyCleared(Event):
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class BackendDown(Event):
+    host: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class BackendUp(Event):
+    host: str
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class LogMessage(Event):
+    level: Level
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionFinished(Event):
+    session_id: int
+    cycles: int
+    runs: int
+    tokens: int
+    reason: str
+
+
+Listener = Callable[[Event], None]
+
+
+@dataclass
+class EventBus:
+    """One stream of events, many listeners. Listeners are plain callables run in order;
+    a listener that raises is reported once to the others as a LogMessage, never kills the engine."""
+
+    listeners: list[Listener] = field(default_factory=list)
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        self.listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self.listeners:
+                self.listeners.remove(listener)
+
+        return unsubscribe
+
+    def emit(self, event: Event) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(event)
+            except Exception as exc:  # a broken face must not stop the engine
+                if not isinstance(event, LogMessage):
+                    self.emit(LogMessage(ts=event.ts, level="error", text=f"event listener failed: {exc!r}"))

@@ -1,0 +1,72 @@
+"""Plain records shared by the engine's parts (store, scheduler, orchestrator, UI)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+RunStatus = Literal["ok", "timeout", "error", "skipped", "aborted", "emergency"]
+RUN_STATUSES: tuple[str, ...] = ("ok", "timeout", "error", "skipped", "aborted", "emergency")
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One student's turn in one cycle, as measured and stored."""
+
+    session_id: int
+    cycle: int
+    student: str
+    model: str
+    status: RunStatus
+    started_at: float
+    ended_at: float
+    reason: str = ""
+    load_s: float | None = None
+    prompt_s: float | None = None
+    eval_s: float | None = None
+    total_s: float | None = None
+    wall_s: float | None = None
+    prompt_tokens: int | None = None
+    tokens: int | None = None
+    tok_per_s: float | None = None
+    vram_mb: float | None = None
+    """Resident VRAM of the model while loaded (Ollama's /api/ps size_vram)."""
+    vram_peak_mb: float | None = None
+    """Peak card VRAM use seen during the run (probe)."""
+    vram_delta_mb: float | None = None
+    """Card VRAM used after load minus before (probe cross-check)."""
+    energy_j: float | None = None
+    proposal: str = ""
+    error: str = ""
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StudentStats:
+    """Per-student averages for `rhtui report` and the queue's learned profile."""
+
+    student: str
+    runs: int
+    failures: int
+    vram_mean_mb: float | None
+    vram_p95_mb: float | None
+    seconds_mean: float | None
+    tokens_mean: float | None
+    tok_per_s_mean: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class TimelinePoint:
+    ts: float
+    vram_used_mb: float | None
+    vram_total_mb: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    id: int
+    name: str
+    started_at: float
+    ended_at: float | None = None
+    end_reason: str = ""
+    meta: dict = field(default_factory=dict)
