@@ -232,29 +232,35 @@ def _env_name(loc: tuple) -> str:
     return ENV_PREFIX + "__".join(str(p) for p in loc).upper()
 
 
+_MISSING = object()
+
+
+def _lookup(data: Any, loc: tuple) -> Any:
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            return _MISSING
+    return node
+
+
 def _source_of(loc: tuple, cli: dict[str, Any], toml_data: dict[str, Any], path: Path | None) -> str:
-    """Where the value at `loc` came from, in words."""
-    names = [str(p) for p in loc if not isinstance(p, int)]
-    for n in range(len(names), 0, -1):
-        key = tuple(names[:n])
-        if key in _flatten(cli):
-            return "command-line flag --" + key[-1].replace("_", "-")
-        env = _env_name(key)
-        if env in os.environ:
-            return f"environment variable {env}"
-        if key == ("ollama_host",) and "OLLAMA_HOST" in os.environ:
+    """Where the value at `loc` came from, in words (for an item of a list, the list's source)."""
+    keys = (loc, loc[:1]) if any(isinstance(p, int) for p in loc) else (loc,)
+    for key in keys:
+        names = tuple(str(p) for p in key if not isinstance(p, int))
+        if not names:
+            continue
+        if _lookup(cli, key) is not _MISSING:
+            return "command-line flag --" + names[-1].replace("_", "-")
+        if _env_name(names) in os.environ:
+            return f"environment variable {_env_name(names)}"
+        if names == ("ollama_host",) and "OLLAMA_HOST" in os.environ:
             return "environment variable OLLAMA_HOST"
-        node: Any = toml_data
-        found = True
-        for part in loc[: n + sum(1 for p in loc[:n] if isinstance(p, int))]:
-            if isinstance(node, dict) and part in node:
-                node = node[part]
-            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-                node = node[part]
-            else:
-                found = False
-                break
-        if found and path is not None:
+        if path is not None and _lookup(toml_data, key) is not _MISSING:
             return f"config file {path}"
     return "default"
 

@@ -1,0 +1,287 @@
+"""The `rhtui` command.
+
+    rhtui                      the live dashboard against Ollama at OLLAMA_HOST
+    rhtui --demo               the dashboard on the built-in simulator (no GPU, no Ollama needed)
+    rhtui --headless           the same engine, events as log lines
+    rhtui report / export      the analysis of past sessions
+    rhtui sim                  the simulator on its own, for any Ollama client
+    rhtui models …, doctor     create and check the students
+
+Heavy modules (Textual, the simulator) are imported only by the commands that need them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.text import Text
+
+from rhtui import __version__
+from rhtui.cli_context import CliContext, make_console
+from rhtui.engine.config import Settings
+
+app = typer.Typer(
+    name="rhtui",
+    help="Run a research ensemble of local LLM students on one GPU, with a live dashboard.",
+    no_args_is_help=False,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"rhtui {__version__}")
+        raise typer.Exit()
+
+
+class Policy(str, Enum):
+    fair = "fair"
+    efficiency = "efficiency"
+
+
+@app.callback(invoke_without_command=True)
+def main_callback(
+    ctx: typer.Context,
+    config: Annotated[Optional[Path], typer.Option("--config", help="TOML config file (default: $XDG_CONFIG_HOME/rhtui/rhtui.toml).")] = None,
+    host: Annotated[Optional[str], typer.Option("--host", help="Ollama's address (default: OLLAMA_HOST or 127.0.0.1:11434).")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Where the database lives (default: $XDG_DATA_HOME/rhtui).")] = None,
+    modelfiles: Annotated[Optional[Path], typer.Option("--modelfiles", help="A folder of *.Modelfile students instead of the shipped six.")] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="Run on the built-in simulator (a GPU + Ollama on loopback).")] = False,
+    headless: Annotated[bool, typer.Option("--headless", help="No dashboard: events as log lines (for nohup/systemd).")] = False,
+    duration: Annotated[Optional[float], typer.Option("--duration", help="Session length in wall-clock minutes (default 480).")] = None,
+    session: Annotated[Optional[str], typer.Option("--session", help="Session name (default rh_main).")] = None,
+    policy: Annotated[Optional[Policy], typer.Option("--policy", help="Student order: fair or efficiency.")] = None,
+    max_cycles: Annotated[Optional[int], typer.Option("--max-cycles", help="Stop after this many cycles.")] = None,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", help="Seconds per proposal before it is cancelled (default 60).")] = None,
+    scenario: Annotated[str, typer.Option("--scenario", help="Simulator scenario for --demo (rtx4070s, rtx4070s-hostile, or a TOML path).")] = "rtx4070s",
+    speed: Annotated[float, typer.Option("--speed", help="Simulator speed factor for --demo (20: twenty times real time).", min=0.01, max=100000)] = 1.0,
+    seed: Annotated[int, typer.Option("--seed", help="Simulator seed for --demo.")] = 0,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    """Without a command: run a session (the dashboard, or log lines with --headless)."""
+    overrides: dict[str, Any] = {
+        "session": {
+            "duration_min": duration,
+            "name": session,
+            "policy": policy.value if policy else None,
+            "max_cycles": max_cycles,
+        },
+        "budget": {"timeout_s": timeout},
+    }
+    ctx.obj = CliContext(config=config, host=host, data_dir=data_dir, modelfiles=modelfiles, overrides=overrides)
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = ctx.obj.settings()
+    run = RunOptions(demo=demo, headless=headless, scenario=scenario, speed=speed, seed=seed)
+    raise typer.Exit(asyncio.run(_run_session(settings, run)))
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    demo: bool
+    headless: bool
+    scenario: str = "rtx4070s"
+    speed: float = 1.0
+    seed: int = 0
+
+
+def demo_db_path(settings: Settings) -> Path:
+    """The simulator's runs go to their own database, so they never teach the real profiles."""
+    return settings.data_dir / "rhtui-demo.db"
+
+
+async def _run_session(settings: Settings, run: RunOptions) -> int:
+    from rhtui.engine.backend import BackendUnreachable, OllamaBackend
+    from rhtui.engine.clock import ScaledClock, SystemClock
+    from rhtui.engine.hardware import open_best_probe
+    from rhtui.engine.store import Store, StoreError
+
+    err = make_console(stderr=True)
+    async with AsyncExitStack() as stack:
+        if run.demo:
+            from rhtui.sim.probe import SimProbe
+            from rhtui.sim.scenario import ScenarioError
+
+            clock = ScaledClock(run.speed)
+            try:
+                world, url = await start_simulator(stack, run.scenario, clock, run.seed, settings)
+            except ScenarioError as exc:
+                err.print(Text(f"rhtui: {exc}"))
+                return 2
+            settings = settings.model_copy(update={"ollama_host": url})
+            probe = SimProbe(world)
+            db_path = demo_db_path(settings)
+        else:
+            clock = SystemClock()
+            probe = await open_best_probe(clock.now, settings.gpu_index)
+            db_path = settings.db_path
+        stack.push_async_callback(probe.close)
+        backend = OllamaBackend(settings.ollama_host)
+        stack.push_async_callback(backend.close)
+        try:
+            store = await Store.open(db_path)
+        except StoreError as exc:
+            err.print(Text(f"rhtui: {exc}"))
+            return 1
+        stack.push_async_callback(store.close)
+        await store.purge_snapshots(clock.now() - settings.snapshot_retention_days * 86400)
+
+        if run.headless:
+            from rhtui.engine.orchestrator import Orchestrator
+            from rhtui.headless import run_headless
+
+            orch = Orchestrator(settings, backend, probe, store, clock, retry_backend=False)
+            try:
+                return await run_headless(orch, make_console())
+            except BackendUnreachable as exc:
+                err.print(Text(f"rhtui: {exc}"))
+                return 1
+
+        from rhtui.app import make_app
+
+        tui = make_app(settings, backend, probe, store, clock)
+        await tui.run_async()
+        return int(tui.return_code or 0)
+    return 0
+
+
+async def start_simulator(stack: AsyncExitStack, scenario: str, clock, seed: int, settings: Settings):
+    """Start the simulator on a loopback port for --demo; the students carry their Modelfiles."""
+    from rhtui.sim.scenario import load_scenario
+    from rhtui.sim.server import SimServer
+    from rhtui.sim.world import SimWorld
+
+    world = SimWorld(load_scenario(scenario), clock, seed=seed)
+    _create_students_in(world, settings)
+    server = SimServer(world, host="127.0.0.1", port=0)
+    url = await server.start()
+    stack.push_async_callback(server.stop)
+    return world, url
+
+
+def _create_students_in(world, settings: Settings) -> None:
+    """Give the simulated students the system prompts and parameters of their Modelfiles."""
+    try:
+        from rhtui.engine.modelfile import ModelfileError, parse_modelfile, to_create_request
+    except ImportError:  # pragma: no cover - modelfile support is part of the package
+        return
+    for spec in settings.students:
+        if spec.modelfile is None:
+            continue
+        try:
+            mf = parse_modelfile(spec.modelfile.read_text(encoding="utf-8"), spec.modelfile)
+        except (OSError, ModelfileError):
+            continue  # `rhtui models verify` reports it; the demo still runs
+        world.create_model(spec.tag, **to_create_request(mf))
+
+
+# -- sim -----------------------------------------------------------------------------------
+
+
+@app.command()
+def sim(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 11434,
+    bind: Annotated[str, typer.Option("--bind", help="Loopback address to listen on.")] = "127.0.0.1",
+    scenario: Annotated[str, typer.Option(help="Scenario name or TOML path.")] = "rtx4070s",
+    speed: Annotated[float, typer.Option(help="Speed factor.", min=0.01)] = 1.0,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Serve the simulator (a GPU + Ollama's HTTP API) so any Ollama client can talk to it."""
+    from rhtui.sim.scenario import ScenarioError
+    from rhtui.sim.server import serve
+
+    try:
+        asyncio.run(serve(scenario=scenario, host=bind, port=port, speed=speed, seed=seed))
+    except ScenarioError as exc:
+        make_console(stderr=True).print(Text(f"rhtui: {exc}"))
+        raise typer.Exit(2)
+    except OSError as exc:
+        make_console(stderr=True).print(Text(f"rhtui: cannot listen on {bind}:{port}: {exc.strerror or exc}"))
+        raise typer.Exit(1)
+    except KeyboardInterrupt:
+        pass
+
+
+# -- report / export -----------------------------------------------------------------------
+
+
+class Format(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def _db_for(settings: Settings, demo: bool) -> Path:
+    return demo_db_path(settings) if demo else settings.db_path
+
+
+@app.command()
+def report(
+    ctx: typer.Context,
+    session: Annotated[Optional[str], typer.Option(help="Session name (default: all sessions).")] = None,
+    fmt: Annotated[Format, typer.Option("--format", help="table, csv or json.")] = Format.table,
+    points: Annotated[int, typer.Option(help="VRAM timeline points (downsampled).", min=2, max=5000)] = 48,
+    demo: Annotated[bool, typer.Option("--demo", help="Report on the simulator's database.")] = False,
+) -> None:
+    """Per-student averages and the VRAM timeline of past sessions."""
+    from rhtui.report import print_report
+
+    settings: Settings = ctx.obj.settings()
+    raise typer.Exit(asyncio.run(print_report(_db_for(settings, demo), session, fmt.value, points, make_console())))
+
+
+class ExportWhat(str, Enum):
+    runs = "runs"
+    proposals = "proposals"
+    timeline = "timeline"
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    what: Annotated[ExportWhat, typer.Argument(help="runs (CSV/JSON), proposals (JSONL) or timeline.")] = ExportWhat.runs,
+    session: Annotated[Optional[str], typer.Option(help="Session name (default: all).")] = None,
+    fmt: Annotated[Format, typer.Option("--format", help="csv or json (proposals are always JSONL).")] = Format.csv,
+    demo: Annotated[bool, typer.Option("--demo", help="Export from the simulator's database.")] = False,
+) -> None:
+    """Export runs, proposals or the VRAM timeline to stdout."""
+    from rhtui.report import export_data
+
+    settings: Settings = ctx.obj.settings()
+    raise typer.Exit(asyncio.run(export_data(_db_for(settings, demo), what.value, session, fmt.value, sys.stdout)))
+
+
+def _register_optional() -> None:
+    """The models and doctor commands live in their own modules."""
+    try:
+        from rhtui.models_cli import models_app
+
+        app.add_typer(models_app, name="models", help="Create, verify, list and remove the student models.")
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from rhtui.doctor import doctor
+
+        app.command(name="doctor", help="Check everything rhtui needs, with the fix for each failure.")(doctor)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+_register_optional()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

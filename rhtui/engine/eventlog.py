@@ -1,0 +1,121 @@
+"""Events as one line of plain text each: the headless log, the events table and the
+dashboard's cycle log all read the same words.
+
+The text is plain (no markup). Model output never appears here except through
+`RunRecord.proposal`, which is not part of any line.
+"""
+
+from __future__ import annotations
+
+from functools import singledispatch
+
+from rhtui.engine import events as ev
+from rhtui.engine.events import Level
+
+
+def _mb(v: float | None) -> str:
+    return "N/A" if v is None else f"{v:,.0f} MB"
+
+
+def _pct(used: float | None, total: float | None) -> str:
+    if used is None or not total:
+        return "N/A"
+    return f"{100.0 * used / total:.1f} %"
+
+
+@singledispatch
+def format_event(event: ev.Event) -> tuple[Level, str] | None:
+    """(level, text) for an event, or None for events that are not log lines."""
+    return None
+
+
+@format_event.register
+def _(e: ev.SessionStarted) -> tuple[Level, str]:
+    return "info", (
+        f"session {e.name} (#{e.session_id}) started: {len(e.students)} students, policy {e.policy}, "
+        f"{e.duration_s / 60:.0f} min; Ollama {e.backend_version} at {e.backend_host}; probe: {e.probe}"
+    )
+
+
+@format_event.register
+def _(e: ev.StateChanged) -> tuple[Level, str]:
+    level: Level = "warning" if e.state in ("paused", "emergency", "backend_down") else "info"
+    return level, f"state: {e.state}" + (f" ({e.reason})" if e.reason else "")
+
+
+@format_event.register
+def _(e: ev.CycleStarted) -> tuple[Level, str]:
+    return "info", f"cycle {e.cycle} started: " + (" → ".join(e.order) if e.order else "no student enabled")
+
+
+@format_event.register
+def _(e: ev.StudentStarted) -> tuple[Level, str]:
+    return "info", f"[{e.student}] loading {e.model} (needs ~{_mb(e.need_mb)}, timeout {e.timeout_s:.0f} s)"
+
+
+@format_event.register
+def _(e: ev.StudentFinished) -> tuple[Level, str]:
+    r = e.run
+    if r.status == "ok":
+        return "info", (
+            f"[{e.student}] done in {r.total_s or r.wall_s or 0:.1f} s "
+            f"(load {r.load_s or 0:.1f} s): {r.tokens or 0} tokens, {r.tok_per_s or 0:.1f} tok/s, "
+            f"VRAM {_mb(r.vram_mb)}; saved run #{r.id}"
+        )
+    level: Level = "error" if r.status in ("error", "emergency") else "warning"
+    return level, f"[{e.student}] {r.status}: {r.reason or r.error}; saved run #{r.id}"
+
+
+@format_event.register
+def _(e: ev.StudentSkipped) -> tuple[Level, str]:
+    return ("info" if e.kind in ("disabled", "user") else "warning"), f"[{e.student}] skipped ({e.kind}): {e.reason}"
+
+
+@format_event.register
+def _(e: ev.CycleFinished) -> tuple[Level, str]:
+    skipped = ", ".join(f"{s} ({r})" for s, r in e.skipped) or "none"
+    failed = f"; failed: {', '.join(e.failed)}" if e.failed else ""
+    return "info", (
+        f"cycle {e.cycle} finished in {e.seconds:.1f} s: {len(e.completed)} completed, "
+        f"{e.tokens} tokens; skipped: {skipped}{failed}"
+    )
+
+
+@format_event.register
+def _(e: ev.BudgetAlarm) -> tuple[Level, str]:
+    return e.level, f"VRAM {_mb(e.used_mb)} of {_mb(e.total_mb)} ({_pct(e.used_mb, e.total_mb)}): {e.message}"
+
+
+@format_event.register
+def _(e: ev.EmergencyStop) -> tuple[Level, str]:
+    return "critical", (
+        f"EMERGENCY STOP: {e.reason} — VRAM {_mb(e.used_mb)} of {_mb(e.total_mb)} "
+        f"({_pct(e.used_mb, e.total_mb)}); generation aborted, models unloaded, paused"
+    )
+
+
+@format_event.register
+def _(e: ev.EmergencyCleared) -> tuple[Level, str]:
+    return "warning", f"emergency cleared: {e.reason}"
+
+
+@format_event.register
+def _(e: ev.BackendDown) -> tuple[Level, str]:
+    return "error", f"backend down at {e.host}: {e.error}"
+
+
+@format_event.register
+def _(e: ev.BackendUp) -> tuple[Level, str]:
+    return "info", f"backend up at {e.host} (Ollama {e.version})"
+
+
+@format_event.register
+def _(e: ev.LogMessage) -> tuple[Level, str]:
+    return e.level, e.text
+
+
+@format_event.register
+def _(e: ev.SessionFinished) -> tuple[Level, str]:
+    return "info", (
+        f"session #{e.session_id} finished ({e.reason}): {e.cycles} cycles, {e.runs} proposals, {e.tokens} tokens"
+    )

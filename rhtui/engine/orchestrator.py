@@ -1,0 +1,633 @@
+"""The orchestrator: the async cycle loop that runs the students.
+
+plan (AdaptiveScheduler) → admit (BudgetGuard) → preload → generate (streamed, with
+timeout) → measure → record (Store) → unload → next. A sampler reads the probe
+once per interval (never overlapping), feeds the budget guard and trips the
+emergency path. Controls (pause, resume, skip, toggle, emergency, stop) are plain
+method calls, safe from the same event loop; `rhtui watch` sends them through the
+store's `controls` table, which the sampler polls.
+
+Everything it does is an event on `self.bus` and a row in the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from dataclasses import replace
+from typing import Any
+
+from rhtui.engine import events as ev
+from rhtui.engine.backend import (
+    BackendError,
+    BackendUnreachable,
+    LlmBackend,
+    ModelMissing,
+    OutOfMemory,
+)
+from rhtui.engine.budget import BudgetGuard
+from rhtui.engine.clock import Clock
+from rhtui.engine.config import Settings, StudentSpec
+from rhtui.engine.eventlog import format_event
+from rhtui.engine.hardware import HardwareProbe, HardwareSnapshot
+from rhtui.engine.prompts import PromptBank
+from rhtui.engine.records import RunRecord
+from rhtui.engine.scheduler import AdaptiveScheduler, Candidate, Step, StudentProfile
+from rhtui.engine.store import Store
+
+PROPOSAL_CAP_CHARS = 200_000
+PROGRESS_EVERY_S = 0.25  # real seconds between TokensProgress events
+FAILED = ("timeout", "error", "aborted", "emergency")
+
+
+class _Cancelled(Exception):
+    """The running student was stopped by a control; `status` says how it is recorded."""
+
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class Orchestrator:
+    def __init__(
+        self,
+        settings: Settings,
+        backend: LlmBackend,
+        probe: HardwareProbe,
+        store: Store,
+        clock: Clock,
+        *,
+        bus: ev.EventBus | None = None,
+        prompts: PromptBank | None = None,
+        retry_backend: bool = True,
+        session_seconds: float | None = None,
+    ) -> None:
+        self.settings = settings
+        self.backend = backend
+        self.probe = probe
+        self.store = store
+        self.clock = clock
+        self.bus = bus or ev.EventBus()
+        self.prompts = prompts or PromptBank(seed=settings.session.prompt_seed)
+        self.retry_backend = retry_backend
+        # Session length on the engine clock: wall-clock minutes, times the clock's speed.
+        self.session_seconds = session_seconds or settings.session.duration_min * 60.0 * clock.speed
+        self.guard = BudgetGuard(settings.budget)
+        self.scheduler = AdaptiveScheduler(settings.budget, settings.session, self.guard)
+        self.students: dict[str, StudentSpec] = {s.name: s for s in settings.students}
+        self.enabled: dict[str, bool] = {s.name: s.enabled for s in settings.students}
+        self.state: ev.EngineState = "starting"
+        self.current: str | None = None
+        self.session_id: int | None = None
+        self.cycle = 0
+        self.latest_snapshot: HardwareSnapshot | None = None
+        self.latest_profiles: dict[str, StudentProfile] = {}
+        self.backend_version = "?"
+        self._history: dict[str, list[RunRecord]] = {}
+        self._sizes: dict[str, float | None] = {}
+        self._missing: dict[str, str] = {}
+        self._vram_window: deque[tuple[float, float]] = deque(maxlen=180)
+        self._runnable = asyncio.Event()
+        self._runnable.set()
+        self._stop = asyncio.Event()
+        self._gen_task: asyncio.Task | None = None
+        self._cancel: _Cancelled | None = None
+        self._emergency_manual = False
+        self._calm_since: float | None = None
+        self._last_zone = "ok"
+        self._sample_lock = asyncio.Lock()
+        self._run_power: list[tuple[float, float]] | None = None
+        self._run_peak: float | None = None
+        self._totals = {"runs": 0, "tokens": 0}
+        self._bg: set[asyncio.Task] = set()
+
+    # -- events --------------------------------------------------------------------------
+
+    def emit(self, event: ev.Event) -> None:
+        self.bus.emit(event)
+        if event.high_rate or self.session_id is None:
+            return
+        line = format_event(event)
+        if line is not None:
+            level, text = line
+            self._spawn(self.store.add_event(self.session_id, event.ts, type(event).__name__, level, text, None))
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._bg.add(task)
+        task.add_done_callback(self._bg.discard)
+
+    def log(self, level: ev.Level, text: str) -> None:
+        self.emit(ev.LogMessage(ts=self.clock.now(), level=level, text=text))
+
+    def _set_state(self, state: ev.EngineState, reason: str = "") -> None:
+        if state != self.state:
+            self.state = state
+            self.emit(ev.StateChanged(ts=self.clock.now(), state=state, reason=reason))
+
+    # -- controls (sync; safe from the UI on the same loop) ------------------------------
+
+    def pause(self) -> None:
+        """No new student starts until resume(); the running one finishes."""
+        if self.state == "running":
+            self._runnable.clear()
+            self._set_state("paused", "paused by user")
+
+    def resume(self) -> None:
+        if self.state == "paused":
+            self._runnable.set()
+            self._set_state("running", "resumed by user")
+        elif self.state == "emergency":
+            self.clear_emergency()
+
+    def toggle_pause(self) -> None:
+        self.resume() if self.state == "paused" else self.pause()
+
+    def skip_current(self) -> None:
+        """Cancel the running student's generation; it is unloaded and recorded `skipped`."""
+        if self.current is not None:
+            self._cancel_current("skipped", "skipped by user")
+
+    def set_enabled(self, student: str, enabled: bool) -> None:
+        if student in self.enabled and self.enabled[student] != enabled:
+            self.enabled[student] = enabled
+            self.log("info", f"[{student}] {'enabled' if enabled else 'disabled'} for the next cycles")
+
+    def emergency_stop(self, reason: str = "emergency stop by user") -> None:
+        self._emergency_manual = True
+        self._spawn(self._enter_emergency(reason, self.latest_snapshot))
+
+    def clear_emergency(self) -> None:
+        """Resume after an emergency, if VRAM is back under the max fraction."""
+        if self.state != "emergency":
+            return
+        snap = self.latest_snapshot
+        if snap is not None and snap.vram_total_mb and not self.guard.may_resume(snap):
+            self.log("warning", f"cannot resume yet: VRAM still at {100 * (snap.vram_fraction or 0):.1f} %")
+            return
+        self._leave_emergency("resumed by user")
+
+    def request_stop(self) -> None:
+        """Graceful stop: cancel the running student (recorded `aborted`), unload, flush; run() returns."""
+        if not self._stop.is_set():
+            self._stop.set()
+            self._set_state("stopping", "stop requested")
+            self._runnable.set()
+            if self.current is not None:
+                self._cancel_current("aborted", "session stopped")
+
+    def _cancel_current(self, status: str, reason: str) -> None:
+        if self._gen_task is not None and not self._gen_task.done():
+            self._cancel = _Cancelled(status, reason)
+            self._gen_task.cancel()
+
+    # -- the session ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run the whole session: until the duration ends, max_cycles, or request_stop()."""
+        reason = "finished"
+        try:
+            if not await self._connect():
+                return
+            await self._learn()
+            self.session_id = await self.store.start_session(
+                self.settings.session.name,
+                self.clock.now(),
+                {
+                    "host": self.backend.host,
+                    "backend_version": self.backend_version,
+                    "probe": self.probe.name,
+                    "policy": self.settings.session.policy,
+                    "duration_s": self.session_seconds,
+                },
+            )
+            self._deadline = self.clock.monotonic() + self.session_seconds
+            self.emit(
+                ev.SessionStarted(
+                    ts=self.clock.now(),
+                    session_id=self.session_id,
+                    name=self.settings.session.name,
+                    duration_s=self.session_seconds,
+                    backend_host=self.backend.host,
+                    backend_version=self.backend_version,
+                    probe=self.probe.name,
+                    students=tuple(self.students),
+                    policy=self.settings.session.policy,
+                )
+            )
+            if not self.probe.has_vram:
+                self.log("warning", f"no NVML ({getattr(self.probe, 'reason', 'no GPU')}): VRAM is judged from Ollama's /api/ps")
+            self._set_state("running")
+            sampler = asyncio.ensure_future(self._sample_loop())
+            try:
+                reason = await self._cycles()
+            finally:
+                sampler.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sampler
+        except asyncio.CancelledError:
+            reason = "cancelled"
+            raise
+        finally:
+            await self._shutdown(reason)
+
+    def remaining_s(self) -> float | None:
+        deadline = getattr(self, "_deadline", None)
+        return None if deadline is None else max(0.0, deadline - self.clock.monotonic())
+
+    async def _connect(self, initial: bool = True) -> bool:
+        """Check the backend. While it is down: at start, keep retrying (the dashboard) or raise
+        (headless, retry_backend=False); during a session, always wait for it to come back."""
+        delay = 1.0
+        while not self._stop.is_set():
+            try:
+                self.backend_version = await self.backend.version()
+                self.emit(ev.BackendUp(ts=self.clock.now(), host=self.backend.host, version=self.backend_version))
+                return True
+            except BackendUnreachable as exc:
+                if self.state != "backend_down":  # say it once, not at every retry
+                    self._set_state("backend_down", str(exc))
+                    self.emit(ev.BackendDown(ts=self.clock.now(), host=self.backend.host, error=str(exc)))
+                if initial and not self.retry_backend:
+                    raise
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay)
+            delay = min(delay * 2, 10.0)
+        return False
+
+    async def _learn(self) -> None:
+        """Learned profiles from every past session; model sizes and missing models from Ollama."""
+        self._history = {k: list(v) for k, v in (await self.store.recent_runs_by_student(200)).items()}
+        self.latest_profiles = self.scheduler.profiles_from_history(self._history)
+        await self._refresh_models()
+
+    async def _refresh_models(self) -> None:
+        try:
+            models = {m.name: m for m in await self.backend.list_models()}
+        except BackendError as exc:
+            self.log("warning", f"could not list Ollama's models: {exc}")
+            return
+        self._missing.clear()
+        for spec in self.students.values():
+            info = models.get(spec.tag) or models.get(f"{spec.tag}:latest")
+            self._sizes[spec.name] = info.size_mb if info else None
+            if info is None:
+                self._missing[spec.name] = f"model {spec.tag} is not in Ollama; fix: `rhtui models create {spec.name}`" if spec.modelfile or spec.name.startswith("rh-") else f"model {spec.tag} is not in Ollama; fix: `ollama pull {spec.tag}`"
+        for name, why in self._missing.items():
+            self.log("error", f"[{name}] {why}")
+
+    async def _cycles(self) -> str:
+        max_cycles = self.settings.session.max_cycles
+        while True:
+            await self._runnable.wait()
+            if self._stop.is_set():
+                return "stopped by user"
+            if self.remaining_s() == 0.0:
+                return "session time is up"
+            if max_cycles is not None and self.cycle >= max_cycles:
+                return f"{max_cycles} cycles done"
+            await self._one_cycle()
+
+    async def _one_cycle(self) -> None:
+        self.cycle += 1
+        n = self.cycle
+        started, t0 = self.clock.now(), self.clock.monotonic()
+        cycle_id = await self.store.start_cycle(self.session_id, n, started)
+        candidates = [
+            Candidate(s.name, s.tag, self.enabled[s.name] and s.name not in self._missing, self._sizes.get(s.name))
+            for s in self.students.values()
+        ]
+        order = self.scheduler.order(candidates, self.latest_profiles)
+        self.emit(ev.CycleStarted(ts=self.clock.now(), cycle=n, order=tuple(order)))
+        snap = await self._fresh_snapshot()
+        by_name = {c.name: c for c in candidates}
+        for pos, name in enumerate(order):
+            c = by_name[name]
+            need = self.scheduler.estimate_need(c, self.latest_profiles.get(name))
+            decision = self.guard.admit(need, snap) if need is not None else None
+            self.emit(
+                ev.StudentQueued(
+                    ts=self.clock.now(), cycle=n, student=name, position=pos, need_mb=need,
+                    fits=bool(decision and decision.ok), reason=decision.reason if decision else "no estimate yet",
+                )
+            )
+        completed: list[str] = []
+        skipped: list[tuple[str, str]] = []
+        failed: list[str] = []
+        tokens = 0
+        for c in candidates:
+            if not c.enabled:
+                why = self._missing.get(c.name) or "disabled by user"
+                kind = "missing" if c.name in self._missing else "disabled"
+                await self._record_skip(n, c, why, kind)
+                skipped.append((c.name, why))
+        done: set[str] = set()
+        while True:
+            await self._runnable.wait()
+            if self._stop.is_set():
+                break
+            snap = await self._fresh_snapshot()
+            step = self.scheduler.plan(
+                candidates, self.latest_profiles, done, snap, self.remaining_s(),
+                self.scheduler.trend_mb_per_min(list(self._vram_window)),
+            )
+            if step is None:
+                break
+            done.add(step.student)
+            c = by_name[step.student]
+            if step.action == "skip":
+                await self._record_skip(n, c, step.reason, step.kind or "budget", step)
+                skipped.append((c.name, step.reason))
+                continue
+            run = await self._run_student(n, c, step)
+            if run.status == "ok":
+                completed.append(c.name)
+                tokens += run.tokens or 0
+            elif run.status == "skipped":
+                skipped.append((c.name, run.reason))
+            else:
+                failed.append(c.name)
+        seconds = self.clock.monotonic() - t0
+        await self.store.end_cycle(cycle_id, self.clock.now(), len(completed), len(skipped), tokens, seconds)
+        self.emit(
+            ev.CycleFinished(
+                ts=self.clock.now(), cycle=n, completed=tuple(completed), skipped=tuple(skipped),
+                failed=tuple(failed), seconds=seconds, tokens=tokens,
+            )
+        )
+
+    async def _record_skip(self, n: int, c: Candidate, reason: str, kind: str, step: Step | None = None) -> None:
+        now = self.clock.now()
+        run = RunRecord(
+            session_id=self.session_id, cycle=n, student=c.name, model=c.model, status="skipped",
+            started_at=now, ended_at=now, reason=f"{kind}: {reason}",
+        )
+        await self.store.record_run(run)
+        self.emit(ev.StudentSkipped(ts=now, cycle=n, student=c.name, reason=reason, kind=kind))
+
+    # -- one student ---------------------------------------------------------------------
+
+    def _options(self, spec: StudentSpec) -> dict[str, Any]:
+        # The same options on every call, so Ollama never reloads a model between preload and generate.
+        return {}
+
+    async def _run_student(self, n: int, c: Candidate, step: Step) -> RunRecord:
+        spec = self.students[c.name]
+        timeout_s = self.settings.budget.timeout_s
+        self.current = c.name
+        self._cancel = None
+        started, t0 = self.clock.now(), self.clock.monotonic()
+        self.emit(ev.StudentStarted(ts=started, cycle=n, student=c.name, model=c.model, need_mb=step.need_mb, timeout_s=timeout_s))
+        before = self.latest_snapshot.vram_used_mb if self.latest_snapshot else None
+        self._run_power, self._run_peak = [], None
+        fields: dict[str, Any] = {}
+        status, reason, error = "ok", "", ""
+        backend_lost = False
+        self._gen_task = asyncio.ensure_future(self._generate(n, c, spec, fields, before, t0, timeout_s))
+        try:
+            await asyncio.wait_for(asyncio.shield(self._gen_task), timeout_s / self.clock.speed)
+        except asyncio.TimeoutError:
+            self._gen_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._gen_task
+            status, reason = "timeout", f"no complete proposal within {timeout_s:.0f} s"
+        except asyncio.CancelledError:
+            if self._cancel is None:  # the orchestrator itself is being cancelled
+                self._gen_task.cancel()
+                raise
+            status, reason = self._cancel.status, self._cancel.reason
+        except ModelMissing as exc:
+            status, reason, error = "error", f"model missing; fix: `{exc.fix}`", str(exc)
+            self._missing[c.name] = str(exc)
+        except OutOfMemory as exc:
+            status, reason, error = "error", "Ollama ran out of memory loading it", str(exc)
+        except BackendUnreachable as exc:
+            status, reason, error = "error", "backend went down during the run", str(exc)
+            backend_lost = True
+        except BackendError as exc:
+            status, reason, error = "error", str(exc), str(exc)
+        finally:
+            self._gen_task = None
+        if status != "ok" or self.settings.keep_alive_s == 0:
+            self.emit(ev.StudentPhaseChanged(ts=self.clock.now(), cycle=n, student=c.name, phase="unloading"))
+            await self._unload(c.model)
+        ended = self.clock.now()
+        wall = self.clock.monotonic() - t0
+        tokens = fields.get("tokens")
+        run = RunRecord(
+            session_id=self.session_id, cycle=n, student=c.name, model=c.model, status=status,
+            started_at=started, ended_at=ended, reason=reason, error=error, wall_s=wall,
+            vram_peak_mb=self._run_peak, energy_j=_integrate(self._run_power),
+            **{k: v for k, v in fields.items() if k != "tokens"}, tokens=tokens,
+        )
+        if status == "ok" and run.total_s is None:
+            run = replace(run, total_s=wall)
+        run = replace(run, id=await self.store.record_run(run))
+        self._history.setdefault(c.name, []).append(run)
+        self.latest_profiles[c.name] = StudentProfile.from_runs(c.name, self._history[c.name][-200:])
+        self._run_power = self._run_peak = None
+        self.current = None
+        self._totals["runs"] += status == "ok"
+        self._totals["tokens"] += (tokens or 0) if status == "ok" else 0
+        self.emit(ev.StudentFinished(ts=ended, cycle=n, student=c.name, run=run))
+        if backend_lost:
+            await self._connect(initial=False)
+            if not self._stop.is_set():
+                self._set_state("running" if self._runnable.is_set() else "paused")
+        return run
+
+    async def _generate(
+        self, n: int, c: Candidate, spec: StudentSpec, fields: dict[str, Any], before: float | None, t0: float, timeout_s: float
+    ) -> None:
+        """Load, measure, stream. Fills `fields` as it goes, so a cancelled run keeps what it had."""
+        options = self._options(spec)
+        keep_alive = max(self.settings.keep_alive_s, timeout_s * 2)
+        self.emit(ev.StudentPhaseChanged(ts=self.clock.now(), cycle=n, student=c.name, phase="loading"))
+        fields["load_s"] = await self.backend.preload(c.model, options, keep_alive)
+        for m in await self.backend.ps():
+            if m.name in (c.model, f"{c.model}:latest"):
+                fields["vram_mb"] = m.vram_mb
+        after = await self._fresh_snapshot()
+        if before is not None and after.vram_used_mb is not None:
+            fields["vram_delta_mb"] = after.vram_used_mb - before
+        self.emit(ev.StudentPhaseChanged(ts=self.clock.now(), cycle=n, student=c.name, phase="running"))
+        prompt = self.prompts.next_for(c.name)
+        parts: list[str] = []
+        size = chunks = 0
+        gen_t0 = self.clock.monotonic()
+        last_progress = 0.0
+        loop = asyncio.get_running_loop()
+        async for chunk in self.backend.generate(c.model, prompt, options, keep_alive):
+            if chunk.text and size < PROPOSAL_CAP_CHARS:
+                parts.append(chunk.text)
+                size += len(chunk.text)
+            chunks += 1
+            fields["tokens"] = chunks
+            if chunk.done:
+                fields.update(
+                    prompt_s=chunk.prompt_s, eval_s=chunk.eval_s, prompt_tokens=chunk.prompt_tokens,
+                    tokens=chunk.eval_tokens if chunk.eval_tokens is not None else chunks,
+                    total_s=(fields.get("load_s") or 0.0) + (chunk.total_s or 0.0),
+                )
+                if chunk.eval_tokens and chunk.eval_s:
+                    fields["tok_per_s"] = chunk.eval_tokens / chunk.eval_s
+                break
+            now = loop.time()
+            if now - last_progress >= PROGRESS_EVERY_S:
+                last_progress = now
+                elapsed = self.clock.monotonic() - gen_t0
+                self.emit(
+                    ev.TokensProgress(
+                        ts=self.clock.now(), cycle=n, student=c.name, tokens=chunks,
+                        elapsed_s=self.clock.monotonic() - t0,
+                        tok_per_s=chunks / elapsed if elapsed > 0 else None, timeout_s=timeout_s,
+                    )
+                )
+            fields["proposal"] = "".join(parts)
+        fields["proposal"] = "".join(parts)
+
+    async def _unload(self, model: str) -> None:
+        try:
+            await self.backend.unload(model)
+        except BackendError as exc:
+            self.log("warning", f"could not unload {model}: {exc}")
+
+    async def _unload_students(self) -> None:
+        """Unload every student model Ollama holds (emergency, shutdown)."""
+        tags = {s.tag for s in self.students.values()} | {f"{s.tag}:latest" for s in self.students.values()}
+        try:
+            loaded = [m.name for m in await self.backend.ps() if m.name in tags]
+        except BackendError:
+            loaded = []
+        for name in loaded:
+            await self._unload(name)
+
+    # -- sampling, budget and emergency --------------------------------------------------
+
+    async def _fresh_snapshot(self) -> HardwareSnapshot:
+        async with self._sample_lock:
+            snap = await self.probe.sample()
+            if not self.probe.has_vram:
+                try:
+                    used = sum(m.vram_mb or 0.0 for m in await self.backend.ps())
+                    snap = snap.with_vram(used, self.settings.gpu_total_mb)
+                except BackendError:
+                    pass
+            self.latest_snapshot = snap
+            if snap.vram_used_mb is not None:
+                self._vram_window.append((self.clock.monotonic(), snap.vram_used_mb))
+                if self._run_peak is not None or self._run_power is not None:
+                    self._run_peak = max(self._run_peak or 0.0, snap.vram_used_mb)
+            if self._run_power is not None and snap.power_w is not None:
+                self._run_power.append((self.clock.monotonic(), snap.power_w))
+            return snap
+
+    async def _sample_loop(self) -> None:
+        interval = self.settings.sample_interval_s
+        loop = asyncio.get_running_loop()
+        ticks = 0
+        while True:
+            t0 = loop.time()
+            try:
+                snap = await self._fresh_snapshot()
+                await self.store.add_snapshot(snap, self.session_id)
+                self.emit(ev.HardwareSampled(ts=snap.ts, snapshot=snap, vram_source="probe" if self.probe.has_vram else "ollama-ps"))
+                await self._watch_budget(snap)
+                ticks += 1
+                if ticks % 5 == 0:
+                    await self.store.flush()
+                    await self._take_controls()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bad sample must not end the session
+                self.log("warning", f"hardware sample failed: {exc!r}")
+            # the next sample is scheduled when this one finished: samples never overlap
+            await asyncio.sleep(max(0.0, interval - (loop.time() - t0)))
+
+    async def _watch_budget(self, snap: HardwareSnapshot) -> None:
+        zone = self.guard.zone(snap)
+        if self.state == "emergency":
+            if self._emergency_manual or self.settings.budget.cooldown_s <= 0:
+                return
+            if self.guard.may_resume(snap):
+                now = self.clock.monotonic()
+                self._calm_since = self._calm_since if self._calm_since is not None else now
+                if now - self._calm_since >= self.settings.budget.cooldown_s:
+                    self._leave_emergency(f"VRAM back under the limit for {self.settings.budget.cooldown_s:.0f} s")
+            else:
+                self._calm_since = None
+            return
+        if zone == "emergency" and self.state in ("running", "paused"):
+            await self._enter_emergency(
+                f"VRAM above {100 * self.settings.budget.emergency_fraction:.0f} % of the card", snap
+            )
+            return
+        if zone != self._last_zone and zone in ("warning", "limit") and snap.vram_used_mb is not None:
+            msg = "near the limit" if zone == "warning" else f"above the {100 * self.settings.budget.max_fraction:.0f} % limit"
+            self.emit(ev.BudgetAlarm(ts=snap.ts, level="warning" if zone == "warning" else "error",
+                                     used_mb=snap.vram_used_mb, total_mb=snap.vram_total_mb or 0.0, message=msg))
+        self._last_zone = zone
+
+    async def _enter_emergency(self, reason: str, snap: HardwareSnapshot | None) -> None:
+        if self.state in ("emergency", "stopping", "finished"):
+            return
+        self._runnable.clear()
+        self._set_state("emergency", reason)
+        self._calm_since = None
+        self.emit(ev.EmergencyStop(ts=self.clock.now(), used_mb=snap.vram_used_mb if snap else None,
+                                   total_mb=snap.vram_total_mb if snap else None, reason=reason))
+        if self.current is not None:
+            self._cancel_current("emergency", reason)
+        await self._unload_students()
+
+    def _leave_emergency(self, reason: str) -> None:
+        self._emergency_manual = False
+        self._calm_since = None
+        self._last_zone = "ok"
+        self.emit(ev.EmergencyCleared(ts=self.clock.now(), reason=reason))
+        self._runnable.set()
+        self._set_state("running", reason)
+
+    async def _take_controls(self) -> None:
+        if self.session_id is None:
+            return
+        for _id, command, arg in await self.store.take_controls(self.session_id):
+            handler = {
+                "pause": self.pause, "resume": self.resume, "toggle_pause": self.toggle_pause,
+                "skip": self.skip_current, "emergency": self.emergency_stop,
+                "clear_emergency": self.clear_emergency, "stop": self.request_stop,
+            }.get(command)
+            if handler is not None:
+                handler()
+            elif command in ("enable", "disable") and arg:
+                self.set_enabled(arg, command == "enable")
+            else:
+                self.log("warning", f"unknown control {command!r} ignored")
+
+    async def _shutdown(self, reason: str) -> None:
+        """Cancel, unload, flush, close the session. Runs whatever happened before."""
+        self._set_state("stopping", reason)
+        with contextlib.suppress(Exception):
+            await self._unload_students()
+        if self._bg:
+            await asyncio.gather(*list(self._bg), return_exceptions=True)
+        if self.session_id is not None:
+            now = self.clock.now()
+            self.emit(ev.SessionFinished(ts=now, session_id=self.session_id, cycles=self.cycle,
+                                         runs=self._totals["runs"], tokens=self._totals["tokens"], reason=reason))
+            if self._bg:
+                await asyncio.gather(*list(self._bg), return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await self.store.end_session(self.session_id, now, reason)
+            with contextlib.suppress(Exception):
+                await self.store.flush()
+        self._set_state("finished", reason)
+
+
+def _integrate(samples: list[tuple[float, float]] | None) -> float | None:
+    """Energy (J) from (t, W) samples by the trapezoid rule."""
+    if not samples or len(samples) < 2:
+        return None
+    return sum((t1 - t0) * (p0 + p1) / 2 for (t0, p0), (t1, p1) in zip(samples, samples[1:]))
