@@ -1,0 +1,372 @@
+"""The adaptive scheduler: learns what each student costs and decides who runs next.
+
+Pure and deterministic: past `RunRecord`s, candidates, a `HardwareSnapshot` and
+the session's remaining seconds in; `StudentProfile`s and `Step`s out. No I/O,
+no clock reads, no sleeping, no asyncio.
+
+Learning (`StudentProfile.from_runs`)
+    Runs are taken in time order (``started_at``, stable). Skipped runs are
+    ignored. ``runs``, ``ok_runs``, ``failures`` (timeout, error, aborted,
+    emergency) and ``failure_rate`` count every attempted run. The cost
+    statistics (VRAM, seconds, tokens, tok/s, efficiency) come from the most
+    recent `PROFILE_WINDOW` ok runs only, so a profile follows a student whose
+    cost changes. VRAM is the resident size Ollama reports (``vram_mb``);
+    seconds are Ollama's ``total_s`` (``wall_s`` when absent). p95 is the
+    nearest-rank percentile: the ``ceil(0.95 * n)``-th smallest value, always
+    one of the observed values.
+
+Deciding (`AdaptiveScheduler.plan`), for the next enabled student not done:
+    1. no need estimate (never ran with VRAM measured, no model size) → skip
+       "unknown", unless VRAM is not measured at all (then Ollama decides);
+    2. session time: expected seconds > remaining seconds → skip "time";
+    3. VRAM trend above `TREND_THRESHOLD_MB_PER_MIN`: used VRAM is projected
+       to the end of each student's expected run; students that fit now but
+       not under the projection are skipped "trend", the largest first (they
+       are taken before the next student in order);
+    4. the budget guard refuses → skip "budget" with the guard's reason;
+    5. otherwise run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from rhtui.engine.budget import BudgetGuard, vram_figures
+from rhtui.engine.config import BudgetPolicy, SessionOptions
+from rhtui.engine.hardware import HardwareSnapshot
+from rhtui.engine.records import RunRecord
+
+PROFILE_WINDOW = 50
+"""Cost statistics come from this many most recent ok runs."""
+TREND_THRESHOLD_MB_PER_MIN = 100.0
+"""Above this rise of used VRAM the trend rule skips the largest students first."""
+TREND_MIN_SAMPLES = 3
+TREND_MIN_WINDOW_S = 10.0
+FAILURE_STATUSES = frozenset({"timeout", "error", "aborted", "emergency"})
+
+SkipKind = Literal["budget", "trend", "time", "disabled", "unknown"]
+
+
+# -- statistics -----------------------------------------------------------------
+
+
+def p95_nearest_rank(values: Sequence[float]) -> float | None:
+    """Nearest-rank 95th percentile: the ceil(0.95 n)-th smallest value (None when empty)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = math.ceil(0.95 * len(ordered))
+    return ordered[max(rank, 1) - 1]
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    """fsum mean, clamped to [min, max] so rounding can never push it outside the data."""
+    if not values:
+        return None
+    m = math.fsum(values) / len(values)
+    return min(max(m, min(values)), max(values))
+
+
+def _finite(x: float | None, *, positive: bool = False) -> bool:
+    if x is None or not math.isfinite(x):
+        return False
+    return x > 0 if positive else x >= 0
+
+
+def _seconds(r: RunRecord) -> float | None:
+    s = r.total_s if r.total_s is not None else r.wall_s
+    return float(s) if _finite(s, positive=True) else None
+
+
+def _tok_per_s(r: RunRecord) -> float | None:
+    if _finite(r.tok_per_s):
+        return float(r.tok_per_s)
+    if _finite(r.tokens) and _finite(r.eval_s, positive=True):
+        return r.tokens / r.eval_s
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class StudentProfile:
+    """What a student costs, learned from its past runs."""
+
+    student: str
+    runs: int
+    """Attempted runs (skipped ones are not counted)."""
+    ok_runs: int
+    failures: int
+    failure_rate: float
+    vram_mean_mb: float | None
+    vram_p95_mb: float | None
+    vram_max_mb: float | None
+    seconds_mean: float | None
+    seconds_p95: float | None
+    tokens_mean: float | None
+    tok_per_s_mean: float | None
+    efficiency: float | None
+    """Tokens per GPU-second: total tokens / total seconds of the recent ok runs that have both."""
+    last_status: str | None
+
+    @classmethod
+    def from_runs(
+        cls, student: str, runs: Sequence[RunRecord], window: int = PROFILE_WINDOW
+    ) -> "StudentProfile":
+        attempted = sorted(
+            (r for r in runs if r.status != "skipped"), key=lambda r: r.started_at
+        )
+        ok = [r for r in attempted if r.status == "ok"]
+        failures = sum(1 for r in attempted if r.status in FAILURE_STATUSES)
+        recent = ok[-window:] if window > 0 else ok
+
+        vram = [float(r.vram_mb) for r in recent if _finite(r.vram_mb, positive=True)]
+        secs = [s for s in (_seconds(r) for r in recent) if s is not None]
+        tokens = [float(r.tokens) for r in recent if _finite(r.tokens)]
+        tps = [v for v in (_tok_per_s(r) for r in recent) if v is not None]
+        eff_tokens = 0.0
+        eff_secs = 0.0
+        for r in recent:
+            s = _seconds(r)
+            if s is not None and _finite(r.tokens):
+                eff_tokens += r.tokens
+                eff_secs += s
+        n = len(attempted)
+        return cls(
+            student=student,
+            runs=n,
+            ok_runs=len(ok),
+            failures=failures,
+            failure_rate=failures / n if n else 0.0,
+            vram_mean_mb=_mean(vram),
+            vram_p95_mb=p95_nearest_rank(vram),
+            vram_max_mb=max(vram) if vram else None,
+            seconds_mean=_mean(secs),
+            seconds_p95=p95_nearest_rank(secs),
+            tokens_mean=_mean(tokens),
+            tok_per_s_mean=_mean(tps),
+            efficiency=eff_tokens / eff_secs if eff_secs > 0 else None,
+            last_status=attempted[-1].status if attempted else None,
+        )
+
+
+def profiles_from_history(history: Mapping[str, Sequence[RunRecord]]) -> dict[str, StudentProfile]:
+    """One profile per student from its past runs (computed once, outside `plan`)."""
+    return {student: StudentProfile.from_runs(student, runs) for student, runs in history.items()}
+
+
+def trend_mb_per_min(samples: Sequence[tuple[float, float]]) -> float | None:
+    """Least-squares slope of (ts seconds, used MB), in MB per minute.
+
+    None with fewer than 3 usable samples or a window shorter than 10 s.
+    """
+    pts = [
+        (float(t), float(u))
+        for t, u in samples
+        if t is not None and u is not None and math.isfinite(t) and math.isfinite(u)
+    ]
+    if len(pts) < TREND_MIN_SAMPLES:
+        return None
+    ts = [t for t, _ in pts]
+    if max(ts) - min(ts) < TREND_MIN_WINDOW_S:
+        return None
+    n = len(pts)
+    t_mean = math.fsum(ts) / n
+    u_mean = math.fsum(u for _, u in pts) / n
+    sxx = math.fsum((t - t_mean) ** 2 for t in ts)
+    if sxx <= 0:
+        return None
+    sxy = math.fsum((t - t_mean) * (u - u_mean) for t, u in pts)
+    return sxy / sxx * 60.0
+
+
+# -- decisions ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A student the orchestrator may run; size_mb is the model file size Ollama reports."""
+
+    name: str
+    model: str
+    enabled: bool = True
+    size_mb: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One decision of a cycle: run a student, or skip it with a reason and a kind."""
+
+    student: str
+    action: Literal["run", "skip"]
+    need_mb: float | None
+    expected_s: float | None
+    reason: str = ""
+    kind: str = ""
+    """For skips: 'budget', 'trend', 'time', 'disabled' or 'unknown'."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Est:
+    c: Candidate
+    need: float | None
+    seconds: float
+
+
+class AdaptiveScheduler:
+    """Orders the students and decides, one step at a time, who runs and who is skipped."""
+
+    trend_threshold_mb_per_min = TREND_THRESHOLD_MB_PER_MIN
+
+    def __init__(
+        self, policy: BudgetPolicy, options: SessionOptions, guard: BudgetGuard | None = None
+    ) -> None:
+        self.policy = policy
+        self.options = options
+        self.guard = guard if guard is not None else BudgetGuard(policy)
+
+    # helpers exposed for the orchestrator
+    profiles_from_history = staticmethod(profiles_from_history)
+    trend_mb_per_min = staticmethod(trend_mb_per_min)
+
+    # -- estimates ------------------------------------------------------------
+
+    def estimate_need(self, c: Candidate, p: StudentProfile | None) -> float | None:
+        """p95 of learned resident VRAM; else model size + KV cache; else None."""
+        if p is not None and p.vram_p95_mb is not None:
+            return p.vram_p95_mb
+        if c.size_mb is not None and _finite(c.size_mb, positive=True):
+            return float(c.size_mb) + self.policy.kv_cache_mb
+        return None
+
+    def estimate_seconds(self, c: Candidate, p: StudentProfile | None) -> float:
+        """Learned p95 seconds (or mean), capped at the timeout; the timeout when never measured."""
+        if p is not None:
+            learned = p.seconds_p95 if p.seconds_p95 is not None else p.seconds_mean
+            if learned is not None:
+                return min(learned, self.policy.timeout_s)
+        return self.policy.timeout_s
+
+    # -- order ----------------------------------------------------------------
+
+    def order(self, candidates: Sequence[Candidate], profiles: Mapping[str, StudentProfile]) -> list[str]:
+        """fair: the given order. efficiency: never-run first (given order), then tokens per
+        GPU-second descending, ties by name; students that ran but never succeeded come last."""
+        seen: set[str] = set()
+        enabled: list[Candidate] = []
+        for c in candidates:
+            if c.enabled and c.name not in seen:
+                seen.add(c.name)
+                enabled.append(c)
+        if self.options.policy == "fair":
+            return [c.name for c in enabled]
+        fresh: list[str] = []
+        ranked: list[tuple[int, float, str]] = []
+        for c in enabled:
+            p = profiles.get(c.name)
+            if p is None or p.runs == 0:
+                fresh.append(c.name)
+            elif p.efficiency is None:
+                ranked.append((1, 0.0, c.name))
+            else:
+                ranked.append((0, -p.efficiency, c.name))
+        ranked.sort()
+        return fresh + [name for _, _, name in ranked]
+
+    # -- plan -----------------------------------------------------------------
+
+    def plan(
+        self,
+        candidates: Sequence[Candidate],
+        profiles: Mapping[str, StudentProfile],
+        done: Collection[str],
+        snap: HardwareSnapshot,
+        remaining_s: float | None,
+        vram_trend_mb_per_min: float | None = None,
+    ) -> Step | None:
+        """The next decision of this cycle, or None when every enabled student is done."""
+        by_name = {c.name: c for c in reversed(candidates)}  # first occurrence wins
+        pending = [n for n in self.order(candidates, profiles) if n not in done]
+        if not pending:
+            return None
+        ests = [
+            _Est(by_name[n], self.estimate_need(by_name[n], profiles.get(n)),
+                 self.estimate_seconds(by_name[n], profiles.get(n)))
+            for n in pending
+        ]
+        vram_known = vram_figures(snap) is not None
+
+        trend = vram_trend_mb_per_min
+        if (
+            self.options.skip_largest_on_trend
+            and vram_known
+            and trend is not None
+            and math.isfinite(trend)
+            and trend > self.trend_threshold_mb_per_min
+        ):
+            largest_first = sorted(
+                (e for e in ests if e.need is not None), key=lambda e: (-e.need, e.c.name)
+            )
+            for e in largest_first:
+                if self._time_skip(e, remaining_s) is not None:
+                    continue  # the time rule comes first, in its turn
+                step = self._trend_skip(e, snap, trend)
+                if step is not None:
+                    return step
+        return self._decide(ests[0], snap, remaining_s, vram_known)
+
+    def _decide(self, e: _Est, snap: HardwareSnapshot, remaining_s: float | None, vram_known: bool) -> Step:
+        name = e.c.name
+        if e.need is None and vram_known:
+            return Step(
+                name, "skip", None, e.seconds,
+                f"{name} has no VRAM estimate: it never ran with VRAM measured and "
+                "Ollama reports no model size",
+                "unknown",
+            )
+        time_skip = self._time_skip(e, remaining_s)
+        if time_skip is not None:
+            return time_skip
+        if e.need is None:
+            d = self.guard.admit(0.0, snap)  # still applies the RAM rule
+            if not d.ok:
+                return Step(name, "skip", None, e.seconds, d.reason, "budget")
+            return Step(
+                name, "run", None, e.seconds,
+                "VRAM is not measured and no estimate exists: admitted on Ollama's own checks",
+            )
+        d = self.guard.admit(e.need, snap)
+        if not d.ok:
+            return Step(name, "skip", e.need, e.seconds, d.reason, "budget")
+        return Step(name, "run", e.need, e.seconds, d.reason)
+
+    def _time_skip(self, e: _Est, remaining_s: float | None) -> Step | None:
+        if not self.options.skip_slowest_when_short or remaining_s is None:
+            return None
+        if e.seconds <= remaining_s:
+            return None
+        left = max(0.0, remaining_s)
+        return Step(
+            e.c.name, "skip", e.need, e.seconds,
+            f"needs ~{e.seconds:.1f} s, {left:.1f} s of the session left",
+            "time",
+        )
+
+    def _trend_skip(self, e: _Est, snap: HardwareSnapshot, trend: float) -> Step | None:
+        """Skip `e` if it fits now but would not by the end of its expected run."""
+        assert e.need is not None
+        if not self.guard.admit(e.need, snap).ok:
+            return None  # does not fit now: the budget rule says so in its turn
+        total, used = vram_figures(snap)  # type: ignore[misc]
+        growth = trend * e.seconds / 60.0
+        projected = replace(snap, vram_used_mb=min(total, used + growth))
+        d = self.guard.admit(e.need, projected)
+        if d.ok:
+            return None
+        return Step(
+            e.c.name, "skip", e.need, e.seconds,
+            f"VRAM trending up +{trend:.0f} MB/min: {e.c.name} ({e.need:.0f} MB) would not fit "
+            f"by the end of its run (~{e.seconds:.1f} s, +{growth:.0f} MB: {d.reason})",
+            "trend",
+        )
