@@ -19,7 +19,7 @@ from rhtui.engine.config import ConfigError, Settings, load_settings
 
 def make_console(stderr: bool = False) -> Console:
     """A Rich console that honours NO_COLOR and never interprets markup it is not told to."""
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
 @dataclass

@@ -234,6 +234,15 @@ def _env_name(loc: tuple) -> str:
 
 _MISSING = object()
 
+# Keys whose command-line flag is not simply --the-key-name.
+FLAG_NAMES = {
+    ("ollama_host",): "--host",
+    ("modelfiles_dir",): "--modelfiles",
+    ("session", "duration_min"): "--duration",
+    ("session", "name"): "--session",
+    ("budget", "timeout_s"): "--timeout",
+}
+
 
 def _lookup(data: Any, loc: tuple) -> Any:
     node = data
@@ -255,7 +264,8 @@ def _source_of(loc: tuple, cli: dict[str, Any], toml_data: dict[str, Any], path:
         if not names:
             continue
         if _lookup(cli, key) is not _MISSING:
-            return "command-line flag --" + names[-1].replace("_", "-")
+            flag = FLAG_NAMES.get(names) or "--" + names[-1].replace("_", "-")
+            return f"command-line flag {flag}"
         if _env_name(names) in os.environ:
             return f"environment variable {_env_name(names)}"
         if names == ("ollama_host",) and "OLLAMA_HOST" in os.environ:

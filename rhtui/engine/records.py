@@ -59,7 +59,10 @@ class StudentStats:
 class TimelinePoint:
     ts: float
     vram_used_mb: float | None
+    """Mean VRAM used over the samples of this point's time bucket."""
     vram_total_mb: float | None
+    vram_used_max_mb: float | None = None
+    """Max VRAM used in the bucket, so downsampling never hides a spike."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,567 @@
+"""The one place that touches SQLite: sessions, cycles, runs, hardware samples, events, controls.
+
+One database holds every session, so what the scheduler learns carries from one
+session to the next. The store owns one long-lived aiosqlite connection in
+autocommit mode; every multi-statement write is an explicit `BEGIN IMMEDIATE`
+transaction serialised by an asyncio lock. WAL lets `rhtui watch` (another
+process) read while the engine writes, and push keys through `controls`.
+
+The schema version lives in `PRAGMA user_version`, apart from the package
+version; `MIGRATIONS` is the ordered history, step k taking the schema from
+version k-1 to k, each step in its own transaction. A step, once released, is
+never edited: a change is a new step.
+
+Opening never harms a file it does not understand: a file that is not SQLite,
+a damaged one (`PRAGMA quick_check`), someone else's database or one written
+by a newer rhtui is inspected through a read-only connection and refused with
+a `StoreError` that says what to do; its bytes are left exactly as they were.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from rhtui.engine.hardware import HardwareSnapshot
+from rhtui.engine.records import RUN_STATUSES, RunRecord, SessionInfo, StudentStats, TimelinePoint
+
+SCHEMA_VERSION = 3
+"""The schema this program writes: len(MIGRATIONS)."""
+APPLICATION_ID = 0x72687475
+"""`PRAGMA application_id` of an rhtui database ('rhtu')."""
+FAILURE_STATUSES: tuple[str, ...] = ("timeout", "error", "aborted", "emergency")
+MIN_SQLITE = (3, 35, 0)
+"""Window functions (3.25) and UPDATE ... RETURNING (3.35)."""
+_HEADER = b"SQLite format 3\x00"
+_MOVE_ASIDE = "rhtui left it untouched: move it aside, or point rhtui at another place with --data-dir"
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # v1: the core tables of the first release.
+    (
+        """CREATE TABLE sessions (
+            id INTEGER PRIMARY KEY, name TEXT NOT NULL, started_at REAL NOT NULL,
+            ended_at REAL, end_reason TEXT NOT NULL DEFAULT '', meta TEXT NOT NULL DEFAULT '{}')""",
+        """CREATE TABLE cycles (
+            id INTEGER PRIMARY KEY,
+            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            n INTEGER NOT NULL, started_at REAL NOT NULL, ended_at REAL,
+            completed INTEGER NOT NULL DEFAULT 0, skipped INTEGER NOT NULL DEFAULT 0,
+            tokens INTEGER NOT NULL DEFAULT 0, seconds REAL NOT NULL DEFAULT 0)""",
+        """CREATE TABLE student_runs (
+            id INTEGER PRIMARY KEY,
+            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            cycle INTEGER NOT NULL, student TEXT NOT NULL, model TEXT NOT NULL,
+            status TEXT NOT NULL
+                CHECK (status IN ('ok', 'timeout', 'error', 'skipped', 'aborted', 'emergency')),
+            started_at REAL NOT NULL, ended_at REAL NOT NULL, reason TEXT NOT NULL DEFAULT '',
+            load_s REAL, prompt_s REAL, eval_s REAL, total_s REAL, wall_s REAL,
+            prompt_tokens INTEGER, tokens INTEGER, tok_per_s REAL, vram_mb REAL, vram_peak_mb REAL,
+            proposal TEXT NOT NULL DEFAULT '', error TEXT NOT NULL DEFAULT '')""",
+        """CREATE TABLE hardware_snapshots (
+            ts REAL NOT NULL,
+            session_id INTEGER REFERENCES sessions(id) ON DELETE SET NULL,
+            vram_used_mb REAL, vram_total_mb REAL, gpu_util_pct REAL, temp_c REAL, power_w REAL,
+            ram_used_mb REAL, ram_total_mb REAL, cpu_pct REAL, source TEXT NOT NULL)""",
+        """CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            session_id INTEGER REFERENCES sessions(id) ON DELETE CASCADE,
+            ts REAL NOT NULL, kind TEXT NOT NULL, level TEXT NOT NULL,
+            message TEXT NOT NULL DEFAULT '', data TEXT)""",
+        "CREATE INDEX cycles_session ON cycles(session_id, n)",
+        "CREATE INDEX student_runs_session ON student_runs(session_id, started_at)",
+        "CREATE INDEX events_session ON events(session_id, id)",
+    ),
+    # v2: the NVML cross-checks per run, and timestamp indexes for timelines and retention.
+    (
+        "ALTER TABLE student_runs ADD COLUMN vram_delta_mb REAL",
+        "ALTER TABLE student_runs ADD COLUMN energy_j REAL",
+        "CREATE INDEX hardware_snapshots_ts ON hardware_snapshots(ts)",
+        "CREATE INDEX hardware_snapshots_session_ts ON hardware_snapshots(session_id, ts)",
+        "CREATE INDEX student_runs_student ON student_runs(student, started_at, status)",
+        "CREATE INDEX events_ts ON events(ts)",
+        "CREATE INDEX sessions_name ON sessions(name, started_at)",
+    ),
+    # v3: controls, so that `rhtui watch` in another process can steer the engine.
+    (
+        """CREATE TABLE controls (
+            id INTEGER PRIMARY KEY,
+            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            ts REAL NOT NULL, command TEXT NOT NULL, arg TEXT, taken_at REAL)""",
+        "CREATE INDEX controls_pending ON controls(session_id, taken_at, id)",
+    ),
+)
+assert len(MIGRATIONS) == SCHEMA_VERSION
+
+_RUN_COLUMNS = tuple(f.name for f in fields(RunRecord) if f.name != "id")
+_RUN_SELECT = ", ".join((*_RUN_COLUMNS, "id"))  # RunRecord's field order: RunRecord(*row)
+_SNAPSHOT_COLUMNS = (
+    "ts", "session_id", "vram_used_mb", "vram_total_mb", "gpu_util_pct", "temp_c", "power_w",
+    "ram_used_mb", "ram_total_mb", "cpu_pct", "source",
+)
+_SESSION_SELECT = "SELECT id, name, started_at, ended_at, end_reason, meta FROM sessions"
+
+
+class StoreError(Exception):
+    """The database cannot be used; the message names the file, what is wrong and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """One row of `events`, as a follower (`rhtui watch`) reads it."""
+
+    id: int
+    session_id: int | None
+    ts: float
+    kind: str
+    level: str
+    message: str
+    data: dict[str, Any] | None
+
+
+async def migrate(db: aiosqlite.Connection, target: int = SCHEMA_VERSION,
+                  steps: Sequence[Sequence[str]] = MIGRATIONS) -> int:
+    """Apply `steps[v:target]` to a connection in autocommit mode, one transaction per step.
+
+    The version is re-read inside each step's write transaction, so two processes opening
+    a new database together apply each step once. Returns the version reached.
+    """
+    while True:
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            version = (await (await db.execute("PRAGMA user_version")).fetchone())[0]
+            if version > len(steps):
+                raise StoreError(f"schema v{version} is newer than this program knows (v{len(steps)})")
+            if version >= target:
+                await db.execute("COMMIT")
+                return version
+            if version == 0:
+                await db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            for statement in steps[version]:
+                await db.execute(statement)
+            await db.execute(f"PRAGMA user_version = {version + 1}")
+            await db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                await db.execute("ROLLBACK")
+            raise
+
+
+def _inspect(path: Path) -> None:
+    """Refuse, without writing a byte, a file that rhtui must not open; return if it may."""
+    if path.is_dir():
+        raise StoreError(f"{path} is a directory, not a database file: give the path of a file, or use --data-dir")
+    try:
+        with path.open("rb") as f:
+            header = f.read(100)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror}; check its permissions, or use --data-dir") from exc
+    if not header:
+        return  # an empty file is an empty database
+    if not header.startswith(_HEADER):
+        raise StoreError(f"{path} is not a SQLite database (it does not start with the SQLite header); {_MOVE_ASIDE}")
+    wal_mode = len(header) > 19 and header[18] == 2
+    sidecars = any(Path(f"{path}{s}").exists() for s in ("-wal", "-shm"))
+    # A read-only connection to a WAL database creates -wal/-shm files; when neither exists
+    # no connection is open, so read it as immutable and create nothing next to it.
+    mode = "ro&immutable=1" if wal_mode and not sidecars else "ro"
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode={mode}", uri=True)
+        try:
+            problems = [line for row in conn.execute("PRAGMA quick_check(3)") for line in row[0].splitlines()
+                        if not line.startswith("*** in database")]
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = [r[0] for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        if getattr(exc, "sqlite_errorname", "") in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
+            raise StoreError(f"{path} is a damaged SQLite database ({exc}); {_MOVE_ASIDE} "
+                             f"(`sqlite3 {path} .recover` may save its data)") from exc
+        raise StoreError(f"cannot read {path}: {exc}; check the file and its directory, or use --data-dir") from exc
+    if problems != ["ok"]:
+        raise StoreError(f"{path} is a damaged SQLite database (quick_check: {'; '.join(problems[:3])}); "
+                         f"{_MOVE_ASIDE} (`sqlite3 {path} .recover` may save its data)")
+    if app_id != APPLICATION_ID and tables:
+        shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+        raise StoreError(f"{path} is a SQLite database, but not rhtui's (it holds tables {shown}); {_MOVE_ASIDE}")
+    if app_id == APPLICATION_ID and version > SCHEMA_VERSION:
+        raise StoreError(f"{path} was written by a newer rhtui (database schema v{version}; this rhtui knows "
+                         f"up to v{SCHEMA_VERSION}); rhtui left it untouched: upgrade rhtui, or use --data-dir "
+                         "to keep this version's data apart")
+
+
+def _session_filter(session_id: int | None, session_name: str | None, column: str = "session_id") -> tuple[str, list]:
+    """SQL condition (and its parameters) selecting one session, or every session with a name."""
+    if session_id is not None:
+        return f"{column} = ?", [session_id]
+    if session_name is not None:
+        return f"{column} IN (SELECT id FROM sessions WHERE name = ?)", [session_name]
+    return "1", []
+
+
+def _session(row: Sequence[Any]) -> SessionInfo:
+    return SessionInfo(id=row[0], name=row[1], started_at=row[2], ended_at=row[3],
+                       end_reason=row[4], meta=json.loads(row[5]) if row[5] else {})
+
+
+class Store:
+    """rhtui's database. Build it with `await Store.open(path)`; close it with `await close()`."""
+
+    def __init__(self, db: aiosqlite.Connection, path: Path | str, snapshot_batch: int) -> None:
+        self._db = db
+        self.path = path
+        self.snapshot_batch = max(1, snapshot_batch)
+        self._pending: list[tuple] = []
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    # -- opening and closing ------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, path: Path | str, *, snapshot_batch: int = 500) -> Store:
+        """Open (creating it and its directory if need be) and migrate the database at `path`.
+
+        `":memory:"` gives a private in-memory database. Raises `StoreError` for a file that is
+        not SQLite, is damaged, belongs to another program or has a newer rhtui schema; such a
+        file is only read, never written.
+        """
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            raise StoreError(f"rhtui needs SQLite {'.'.join(map(str, MIN_SQLITE))} or newer; this Python has "
+                             f"{sqlite3.sqlite_version}")
+        memory = str(path) == ":memory:"
+        if not memory:
+            path = Path(path).expanduser()
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the directory {path.parent} for the database: {exc.strerror}; "
+                                 "use --data-dir to choose another place") from exc
+            await asyncio.to_thread(_inspect, path)
+        try:
+            db = await aiosqlite.connect(str(path), isolation_level=None, timeout=10.0)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the database {path}: {exc}; check the directory is writable, "
+                             "or use --data-dir") from exc
+        try:
+            await db.execute("PRAGMA journal_mode = WAL")
+            await db.execute("PRAGMA synchronous = NORMAL")
+            await db.execute("PRAGMA foreign_keys = ON")
+            await db.execute("PRAGMA busy_timeout = 10000")
+            await migrate(db)
+        except StoreError as exc:
+            await db.close()
+            raise StoreError(f"{path}: {exc}; upgrade rhtui, or use --data-dir") from exc
+        except sqlite3.Error as exc:
+            await db.close()
+            raise StoreError(f"cannot prepare the database {path}: {exc}; move it aside or use --data-dir") from exc
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db, path, snapshot_batch)
+
+    async def close(self) -> None:
+        """Write the buffered snapshots and close the connection. Safe to call twice."""
+        if self._closed:
+            return
+        try:
+            await self.flush()
+            with suppress(sqlite3.Error):
+                await self._db.execute("PRAGMA optimize")
+        finally:
+            self._closed = True
+            await self._db.close()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def schema_version(self) -> int:
+        """The database's `PRAGMA user_version`."""
+        return (await self._one("PRAGMA user_version"))[0]
+
+    # -- helpers ------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _write(self, transaction: bool = False) -> AsyncIterator[aiosqlite.Connection]:
+        """Serialise writes on the shared connection; optionally inside one transaction."""
+        async with self._lock:
+            if not transaction:
+                yield self._db
+                return
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                if self._db.in_transaction:
+                    await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+
+    async def _insert(self, sql: str, params: Sequence[Any]) -> int:
+        async with self._write() as db:
+            cursor = await db.execute(sql, params)
+            return int(cursor.lastrowid)
+
+    async def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        async with self._db.execute(sql, params) as cursor:
+            return await cursor.fetchone()
+
+    async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return list(await self._db.execute_fetchall(sql, params))
+
+    # -- sessions and cycles ------------------------------------------------------------
+
+    async def start_session(self, name: str, started_at: float, meta: dict[str, Any] | None = None) -> int:
+        """A new session row; returns its id."""
+        return await self._insert("INSERT INTO sessions (name, started_at, meta) VALUES (?, ?, ?)",
+                                  (name, started_at, json.dumps(meta or {}, default=str)))
+
+    async def end_session(self, session_id: int, ended_at: float, reason: str) -> None:
+        """Mark a session finished, with why (finished, stopped, emergency, error...)."""
+        async with self._write() as db:
+            await db.execute("UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ?",
+                             (ended_at, reason, session_id))
+
+    async def get_session(self, session_id: int) -> SessionInfo | None:
+        """One session by id, or None."""
+        row = await self._one(f"{_SESSION_SELECT} WHERE id = ?", (session_id,))
+        return _session(row) if row else None
+
+    async def latest_session(self, name: str | None = None) -> SessionInfo | None:
+        """The most recently started session (with that name, if given), or None."""
+        where, params = ("WHERE name = ?", [name]) if name is not None else ("", [])
+        row = await self._one(f"{_SESSION_SELECT} {where} ORDER BY started_at DESC, id DESC LIMIT 1", params)
+        return _session(row) if row else None
+
+    async def list_sessions(self) -> list[SessionInfo]:
+        """Every session, oldest first."""
+        return [_session(r) for r in await self._all(f"{_SESSION_SELECT} ORDER BY started_at, id")]
+
+    async def start_cycle(self, session_id: int, n: int, started_at: float) -> int:
+        """A new cycle (number `n` within its session); returns its row id."""
+        return await self._insert("INSERT INTO cycles (session_id, n, started_at) VALUES (?, ?, ?)",
+                                  (session_id, n, started_at))
+
+    async def end_cycle(self, cycle_id: int, ended_at: float, completed: int, skipped: int,
+                        tokens: int, seconds: float) -> None:
+        """Close a cycle with its totals."""
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE cycles SET ended_at = ?, completed = ?, skipped = ?, tokens = ?, seconds = ? WHERE id = ?",
+                (ended_at, completed, skipped, tokens, seconds, cycle_id))
+
+    # -- runs ---------------------------------------------------------------------------
+
+    async def record_run(self, run: RunRecord) -> int:
+        """Store one student's turn (every RunRecord field; `run.id` is ignored); returns its id.
+
+        `run.cycle` is the cycle's number within its session (cycles.n), not a row id.
+        """
+        if run.status not in RUN_STATUSES:
+            raise ValueError(f"unknown run status {run.status!r}; expected one of {', '.join(RUN_STATUSES)}")
+        marks = ", ".join("?" * len(_RUN_COLUMNS))
+        return await self._insert(f"INSERT INTO student_runs ({', '.join(_RUN_COLUMNS)}) VALUES ({marks})",
+                                  [getattr(run, c) for c in _RUN_COLUMNS])
+
+    async def runs(self, session_id: int | None = None, session_name: str | None = None,
+                   student: str | None = None, limit: int | None = None) -> list[RunRecord]:
+        """Runs, oldest first; with `limit`, the latest `limit` of them (still oldest first).
+
+        `session_name` selects every session carrying that name; `session_id` wins if both are given.
+        """
+        where, params = _session_filter(session_id, session_name)
+        if student is not None:
+            where += " AND student = ?"
+            params.append(student)
+        sql = f"SELECT {_RUN_SELECT} FROM student_runs WHERE {where} ORDER BY started_at DESC, id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        rows = await self._all(f"SELECT * FROM ({sql}) ORDER BY started_at, id", params)
+        return [RunRecord(*r) for r in rows]
+
+    async def recent_runs_by_student(self, limit_per_student: int = 200, *, include_skipped: bool = False,
+                                     with_text: bool = False) -> dict[str, list[RunRecord]]:
+        """The latest `limit_per_student` runs of each student across all sessions, oldest first.
+
+        What the scheduler learns its profiles from. Skipped turns cost nothing and say nothing
+        about cost, so they are left out unless asked for; `proposal` is "" unless `with_text`
+        (the scheduler needs costs, not megabytes of prose). One query: ROW_NUMBER per student
+        over the covering index (student, started_at, status), then the chosen rows by id.
+        """
+        where = "1" if include_skipped else "status != 'skipped'"
+        columns = _RUN_SELECT if with_text else _RUN_SELECT.replace("proposal", "'' AS proposal")
+        rows = await self._all(
+            f"""SELECT {columns} FROM student_runs WHERE id IN (
+                    SELECT id FROM (
+                        SELECT id, ROW_NUMBER() OVER (PARTITION BY student ORDER BY started_at DESC, id DESC) AS rn
+                        FROM student_runs WHERE {where})
+                    WHERE rn <= ?)
+                ORDER BY student, started_at, id""",
+            (limit_per_student,))
+        out: dict[str, list[RunRecord]] = {}
+        for r in rows:
+            run = RunRecord(*r)
+            out.setdefault(run.student, []).append(run)
+        return out
+
+    async def proposals(self, session_id: int | None = None, session_name: str | None = None) -> list[RunRecord]:
+        """The ok runs that produced text, oldest first (every session when neither is given)."""
+        where, params = _session_filter(session_id, session_name)
+        rows = await self._all(
+            f"SELECT {_RUN_SELECT} FROM student_runs WHERE {where} AND status = 'ok' AND proposal != '' "
+            "ORDER BY started_at, id", params)
+        return [RunRecord(*r) for r in rows]
+
+    # -- hardware snapshots -------------------------------------------------------------
+
+    async def add_snapshot(self, snapshot: HardwareSnapshot, session_id: int | None) -> None:
+        """Buffer one sample; the buffer is written in one transaction when it reaches `snapshot_batch`."""
+        s = snapshot
+        self._pending.append((s.ts, session_id, s.vram_used_mb, s.vram_total_mb, s.gpu_util_pct, s.temp_c,
+                              s.power_w, s.ram_used_mb, s.ram_total_mb, s.cpu_pct, s.source))
+        if len(self._pending) >= self.snapshot_batch:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write the buffered snapshots now (kept in the buffer if the database is busy)."""
+        if not self._pending:
+            return
+        rows, self._pending = self._pending, []
+        marks = ", ".join("?" * len(_SNAPSHOT_COLUMNS))
+        try:
+            async with self._write(transaction=True) as db:
+                await db.executemany(
+                    f"INSERT INTO hardware_snapshots ({', '.join(_SNAPSHOT_COLUMNS)}) VALUES ({marks})", rows)
+        except sqlite3.OperationalError:
+            self._pending[:0] = rows  # busy or locked: try again at the next flush
+            raise
+
+    async def purge_snapshots(self, older_than_ts: float) -> int:
+        """Retention: delete samples taken before `older_than_ts`; returns how many went."""
+        await self.flush()
+        async with self._write() as db:
+            cursor = await db.execute("DELETE FROM hardware_snapshots WHERE ts < ?", (older_than_ts,))
+            return cursor.rowcount
+
+    # -- events and controls ------------------------------------------------------------
+
+    async def add_event(self, session_id: int | None, ts: float, kind: str, level: str, message: str,
+                        data: dict[str, Any] | None = None) -> int:
+        """Log one engine event; returns its id (followers read by increasing id)."""
+        payload = json.dumps(data, default=str) if data is not None else None
+        return await self._insert("INSERT INTO events (session_id, ts, kind, level, message, data) "
+                                  "VALUES (?, ?, ?, ?, ?, ?)", (session_id, ts, kind, level, message, payload))
+
+    async def events_since(self, session_id: int | None, after_id: int = 0, limit: int = 1000) -> list[StoredEvent]:
+        """Events with id > `after_id`, in id order (every session's when `session_id` is None)."""
+        where, params = _session_filter(session_id, None)
+        rows = await self._all(
+            f"SELECT id, session_id, ts, kind, level, message, data FROM events WHERE {where} AND id > ? "
+            "ORDER BY id LIMIT ?", [*params, after_id, limit])
+        return [StoredEvent(*r[:6], json.loads(r[6]) if r[6] is not None else None) for r in rows]
+
+    async def push_control(self, session_id: int, command: str, arg: str | None = None, *,
+                           ts: float | None = None) -> int:
+        """Queue a command (pause, resume, skip, stop...) for the engine running `session_id`."""
+        return await self._insert("INSERT INTO controls (session_id, ts, command, arg) VALUES (?, ?, ?, ?)",
+                                  (session_id, time.time() if ts is None else ts, command, arg))
+
+    async def take_controls(self, session_id: int, *, now: float | None = None) -> list[tuple[int, str, str | None]]:
+        """The session's untaken commands, oldest first, marked taken in the same statement.
+
+        One UPDATE ... RETURNING, so each command is taken exactly once even when several
+        connections or processes take at the same time.
+        """
+        async with self._write() as db:
+            rows = await db.execute_fetchall(
+                "UPDATE controls SET taken_at = ? WHERE session_id = ? AND taken_at IS NULL "
+                "RETURNING id, command, arg", (time.time() if now is None else now, session_id))
+        return sorted((int(r[0]), r[1], r[2]) for r in rows)
+
+    # -- reports ------------------------------------------------------------------------
+
+    async def student_stats(self, session_name: str | None = None, session_id: int | None = None) -> list[StudentStats]:
+        """Per student (by name): attempted runs, failures, and means over the ok runs.
+
+        Over every session, or those named `session_name` (all of them), or `session_id`.
+
+        `runs` counts every status but skipped; `failures` counts timeout, error, aborted and
+        emergency. VRAM mean and p95, seconds (total_s), tokens and tok/s are over ok runs.
+        p95 is nearest-rank: the ceil(0.95 n)-th smallest value (p95 of 1..100 is 95), a value
+        that was actually measured. Computed in one query with ROW_NUMBER and COUNT windows.
+        """
+        where, params = _session_filter(session_id, session_name)
+        failures = ", ".join(f"'{s}'" for s in FAILURE_STATUSES)
+        rows = await self._all(
+            f"""WITH base AS (SELECT student, status, vram_mb, total_s, tokens, tok_per_s
+                              FROM student_runs WHERE {where}),
+                agg AS (
+                    SELECT student,
+                           SUM(status != 'skipped') AS runs,
+                           SUM(status IN ({failures})) AS failures,
+                           AVG(CASE WHEN status = 'ok' THEN vram_mb END) AS vram_mean,
+                           AVG(CASE WHEN status = 'ok' THEN total_s END) AS seconds_mean,
+                           AVG(CASE WHEN status = 'ok' THEN tokens END) AS tokens_mean,
+                           AVG(CASE WHEN status = 'ok' THEN tok_per_s END) AS tps_mean
+                    FROM base GROUP BY student),
+                ranked AS (
+                    SELECT student, vram_mb,
+                           ROW_NUMBER() OVER (PARTITION BY student ORDER BY vram_mb) AS rn,
+                           COUNT(*) OVER (PARTITION BY student) AS cnt
+                    FROM base WHERE status = 'ok' AND vram_mb IS NOT NULL)
+            SELECT agg.student, agg.runs, agg.failures, agg.vram_mean, p95.vram_mb,
+                   agg.seconds_mean, agg.tokens_mean, agg.tps_mean
+            FROM agg LEFT JOIN (SELECT student, vram_mb FROM ranked WHERE rn = (cnt * 95 + 99) / 100) AS p95
+                 USING (student)
+            ORDER BY agg.student""",
+            params)
+        return [StudentStats(*r) for r in rows]
+
+    async def vram_timeline(self, session_id: int | None = None, session_name: str | None = None,
+                            start_ts: float | None = None, end_ts: float | None = None,
+                            max_points: int = 500) -> list[TimelinePoint]:
+        """VRAM use over time, downsampled in SQL to at most `max_points` points.
+
+        The window [start_ts or first sample, end_ts or last sample] is cut into `max_points`
+        equal time buckets; each non-empty bucket gives one point: the mean sample time, the
+        mean and the max VRAM used (so a spike is never averaged away) and the card's total.
+        """
+        if max_points < 1:
+            raise ValueError("max_points must be at least 1")
+        await self.flush()
+        where, params = _session_filter(session_id, session_name)
+        if start_ts is not None:
+            where += " AND ts >= ?"
+            params.append(start_ts)
+        if end_ts is not None:
+            where += " AND ts <= ?"
+            params.append(end_ts)
+        # Bounds by index look-ups (MIN/MAX), then one pass that tags each sample with its bucket.
+        rows = await self._all(
+            f"""WITH bounds AS (
+                    SELECT COALESCE(?, (SELECT MIN(ts) FROM hardware_snapshots WHERE {where})) AS t0,
+                           COALESCE(?, (SELECT MAX(ts) FROM hardware_snapshots WHERE {where})) AS t1),
+                b AS (SELECT t0, MAX(t1 - t0, 1e-9) AS span FROM bounds),
+                tagged AS (
+                    SELECT ts, vram_used_mb AS used, vram_total_mb AS total,
+                           MIN(CAST((ts - b.t0) * ? / b.span AS INTEGER), ? - 1) AS bucket
+                    FROM hardware_snapshots, b WHERE {where})
+            SELECT AVG(ts), AVG(used), MAX(total), MAX(used) FROM tagged GROUP BY bucket ORDER BY bucket""",
+            [start_ts, *params, end_ts, *params, max_points, max_points, *params])
+        return [TimelinePoint(*r) for r in rows]
