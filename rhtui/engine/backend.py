@@ -119,7 +119,7 @@ class LlmBackend(Protocol):
     async def show(self, model: str) -> ModelDetails: ...
     def create(self, model: str, **fields: Any) -> AsyncIterator[str]: ...
     async def delete(self, model: str) -> None: ...
-    async def preload(self, model: str, options: Mapping[str, Any] | None, keep_alive: float | str) -> float: ...
+    async def preload(self, model: str, options: Mapping[str, Any] | None, keep_alive: float | str) -> float | None: ...
     def generate(
         self, model: str, prompt: str, options: Mapping[str, Any] | None, keep_alive: float | str
     ) -> AsyncIterator[GenChunk]: ...
@@ -266,14 +266,16 @@ class OllamaBackend:
 
     # -- running ---------------------------------------------------------------------
 
-    async def preload(self, model: str, options: Mapping[str, Any] | None, keep_alive: float | str) -> float:
-        """Load `model` with an empty prompt; returns Ollama's load time in seconds."""
+    async def preload(self, model: str, options: Mapping[str, Any] | None, keep_alive: float | str) -> float | None:
+        """Load `model` with an empty prompt. Returns Ollama's load time in seconds where the
+        answer carries one; Ollama's load answer (done_reason "load") usually has no durations,
+        so the caller times the call itself."""
         r = await self._call(
             self._client.generate(model=model, prompt="", options=dict(options or {}), keep_alive=keep_alive),
             model,
             timeout=None,
         )
-        return _s(r.load_duration) or 0.0
+        return _s(r.load_duration)
 
     async def generate(
         self, model: str, prompt: str, options: Mapping[str, Any] | None, keep_alive: float | str

@@ -138,7 +138,7 @@ class Settings(BaseSettings):
     """Where the database lives."""
     modelfiles_dir: Path | None = None
     """A folder of *.Modelfile students (None: the six shipped with rhtui)."""
-    sample_interval_s: float = Field(1.0, ge=0.1, le=60.0)
+    sample_interval_s: float = Field(1.0, ge=0.02, le=60.0)
     """Seconds between hardware samples."""
     gpu_index: int = Field(0, ge=0)
     """Which GPU NVML watches."""

@@ -33,7 +33,8 @@ def format_event(event: ev.Event) -> tuple[Level, str] | None:
 def _(e: ev.SessionStarted) -> tuple[Level, str]:
     return "info", (
         f"session {e.name} (#{e.session_id}) started: {len(e.students)} students, policy {e.policy}, "
-        f"{e.duration_s / 60:.0f} min; Ollama {e.backend_version} at {e.backend_host}; probe: {e.probe}"
+        f"{e.duration_s / e.speed / 60:g} min{f' at {e.speed:g}x simulated speed' if e.speed != 1 else ''}; "
+        f"Ollama {e.backend_version} at {e.backend_host}; probe: {e.probe}"
     )
 
 

@@ -38,6 +38,8 @@ class SessionStarted(Event):
     probe: str
     students: tuple[str, ...]
     policy: str
+    speed: float = 1.0
+    """How much faster than real time the engine clock runs (the simulator's --speed)."""
 
 
 @dataclass(frozen=True, slots=True)

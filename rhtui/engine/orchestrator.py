@@ -39,6 +39,8 @@ from rhtui.engine.store import Store
 PROPOSAL_CAP_CHARS = 200_000
 PROGRESS_EVERY_S = 0.25  # real seconds between TokensProgress events
 FAILED = ("timeout", "error", "aborted", "emergency")
+UNLOAD_WAIT_POLLS, UNLOAD_POLL_S = 100, 0.05  # wait up to 5 s (real) for an unload to free the memory
+TREND_WINDOW_S = 180.0  # engine-clock seconds of samples the VRAM trend is fitted on
 
 
 class _Cancelled(Exception):
@@ -88,7 +90,10 @@ class Orchestrator:
         self._history: dict[str, list[RunRecord]] = {}
         self._sizes: dict[str, float | None] = {}
         self._missing: dict[str, str] = {}
-        self._vram_window: deque[tuple[float, float]] = deque(maxlen=180)
+        # (t, VRAM used by everything but our own loaded student): the trend the scheduler
+        # watches is other processes growing, not our loads and unloads.
+        self._vram_window: deque[tuple[float, float]] = deque(maxlen=600)
+        self._ours_mb: float | None = 0.0  # None while a load or unload is in flight
         self._runnable = asyncio.Event()
         self._runnable.set()
         self._stop = asyncio.Event()
@@ -215,6 +220,7 @@ class Orchestrator:
                     probe=self.probe.name,
                     students=tuple(self.students),
                     policy=self.settings.session.policy,
+                    speed=self.clock.speed,
                 )
             )
             if not self.probe.has_vram:
@@ -331,7 +337,7 @@ class Orchestrator:
             snap = await self._fresh_snapshot()
             step = self.scheduler.plan(
                 candidates, self.latest_profiles, done, snap, self.remaining_s(),
-                self.scheduler.trend_mb_per_min(list(self._vram_window)),
+                self._trend(),
             )
             if step is None:
                 break
@@ -357,6 +363,11 @@ class Orchestrator:
                 failed=tuple(failed), seconds=seconds, tokens=tokens,
             )
         )
+
+    def _trend(self) -> float | None:
+        """VRAM trend of everything but our students, over the last TREND_WINDOW_S."""
+        horizon = self.clock.monotonic() - TREND_WINDOW_S
+        return self.scheduler.trend_mb_per_min([p for p in self._vram_window if p[0] >= horizon])
 
     async def _record_skip(self, n: int, c: Candidate, reason: str, kind: str, step: Step | None = None) -> None:
         now = self.clock.now()
@@ -412,7 +423,11 @@ class Orchestrator:
             self._gen_task = None
         if status != "ok" or self.settings.keep_alive_s == 0:
             self.emit(ev.StudentPhaseChanged(ts=self.clock.now(), cycle=n, student=c.name, phase="unloading"))
+            loaded_used = self.latest_snapshot.vram_used_mb if self.latest_snapshot else None
+            self._ours_mb = None
             await self._unload(c.model)
+            await self._wait_freed(loaded_used, fields.get("vram_mb"))
+        self._ours_mb = 0.0 if status != "ok" or self.settings.keep_alive_s == 0 else None
         ended = self.clock.now()
         wall = self.clock.monotonic() - t0
         tokens = fields.get("tokens")
@@ -445,10 +460,14 @@ class Orchestrator:
         options = self._options(spec)
         keep_alive = max(self.settings.keep_alive_s, timeout_s * 2)
         self.emit(ev.StudentPhaseChanged(ts=self.clock.now(), cycle=n, student=c.name, phase="loading"))
-        fields["load_s"] = await self.backend.preload(c.model, options, keep_alive)
+        self._ours_mb = None
+        load_t0 = self.clock.monotonic()
+        reported = await self.backend.preload(c.model, options, keep_alive)
+        fields["load_s"] = reported if reported else self.clock.monotonic() - load_t0
         for m in await self.backend.ps():
             if m.name in (c.model, f"{c.model}:latest"):
                 fields["vram_mb"] = m.vram_mb
+        self._ours_mb = fields.get("vram_mb")
         after = await self._fresh_snapshot()
         if before is not None and after.vram_used_mb is not None:
             fields["vram_delta_mb"] = after.vram_used_mb - before
@@ -489,10 +508,29 @@ class Orchestrator:
         fields["proposal"] = "".join(parts)
 
     async def _unload(self, model: str) -> None:
+        """Unload and wait until Ollama no longer lists the model: Ollama answers keep_alive=0
+        at once and frees the memory a moment later, and the next admit must see it free."""
         try:
             await self.backend.unload(model)
+            names = (model, f"{model}:latest")
+            for _ in range(UNLOAD_WAIT_POLLS):
+                if not any(m.name in names for m in await self.backend.ps()):
+                    return
+                await asyncio.sleep(UNLOAD_POLL_S)
+            self.log("warning", f"{model} is still listed by Ollama after unload")
         except BackendError as exc:
             self.log("warning", f"could not unload {model}: {exc}")
+
+    async def _wait_freed(self, loaded_used: float | None, model_mb: float | None) -> None:
+        """After an unload, wait (up to 5 s real) until the card shows the memory released, so the
+        next admit sees it free and the VRAM trend is not fooled by memory still being freed."""
+        if loaded_used is None or not model_mb:
+            return
+        for _ in range(UNLOAD_WAIT_POLLS):
+            snap = await self._fresh_snapshot()
+            if snap.vram_used_mb is None or snap.vram_used_mb <= loaded_used - 0.8 * model_mb:
+                return
+            await asyncio.sleep(UNLOAD_POLL_S)
 
     async def _unload_students(self) -> None:
         """Unload every student model Ollama holds (emergency, shutdown)."""
@@ -516,8 +554,8 @@ class Orchestrator:
                 except BackendError:
                     pass
             self.latest_snapshot = snap
-            if snap.vram_used_mb is not None:
-                self._vram_window.append((self.clock.monotonic(), snap.vram_used_mb))
+            if snap.vram_used_mb is not None and self._ours_mb is not None:
+                self._vram_window.append((self.clock.monotonic(), snap.vram_used_mb - self._ours_mb))
                 if self._run_peak is not None or self._run_power is not None:
                     self._run_peak = max(self._run_peak or 0.0, snap.vram_used_mb)
             if self._run_power is not None and snap.power_w is not None:

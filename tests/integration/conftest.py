@@ -1,0 +1,92 @@
+"""The simulator on a loopback port, and the real engine talking to it over HTTP
+through the official `ollama` client."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from rhtui.engine import events as ev
+from rhtui.engine.backend import OllamaBackend
+from rhtui.engine.clock import ScaledClock
+from rhtui.engine.config import Settings
+from rhtui.engine.orchestrator import Orchestrator
+from rhtui.engine.store import Store
+from rhtui.sim.probe import SimProbe
+from rhtui.sim.scenario import load_scenario
+from rhtui.sim.server import SimServer
+from rhtui.sim.world import SimWorld
+
+SPEED = 50.0  # a 28 s proposal takes ~0.6 s; the 60 s timeout is 1.2 s of real time
+
+
+@dataclass
+class Sim:
+    world: SimWorld
+    server: SimServer
+    url: str
+    clock: ScaledClock
+
+
+@dataclass
+class Recorder:
+    events: list = field(default_factory=list)
+
+    def __call__(self, event) -> None:
+        if not event.high_rate:
+            self.events.append(event)
+
+    def of(self, kind):
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+@pytest.fixture
+def scenario_name():
+    return "rtx4070s"
+
+
+@pytest.fixture
+async def sim(scenario_name):
+    clock = ScaledClock(SPEED)
+    world = SimWorld(load_scenario(scenario_name), clock, seed=7)
+    world.faults_enabled = False
+    server = SimServer(world, host="127.0.0.1", port=0)
+    url = await server.start()
+    try:
+        yield Sim(world, server, url, clock)
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def store(tmp_path):
+    s = await Store.open(tmp_path / "rhtui.db")
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+@pytest.fixture
+async def make_engine(sim, store, tmp_path):
+    """Build an Orchestrator on the simulator; returns (orchestrator, recorder)."""
+    backends: list[OllamaBackend] = []
+
+    def build(**overrides):
+        budget = overrides.pop("budget", {})
+        session = {"name": "it", "max_cycles": 1, "prompt_seed": 1, **overrides.pop("session", {})}
+        settings = Settings(
+            ollama_host=sim.url, data_dir=tmp_path, sample_interval_s=0.05,
+            budget={"cooldown_s": 0, **budget}, session=session, **overrides,
+        )
+        backend = OllamaBackend(settings.ollama_host)
+        backends.append(backend)
+        orch = Orchestrator(settings, backend, SimProbe(sim.world), store, sim.clock, retry_backend=False)
+        rec = Recorder()
+        orch.bus.subscribe(rec)
+        return orch, rec
+
+    yield build
+    for b in backends:
+        await b.close()

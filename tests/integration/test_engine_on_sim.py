@@ -1,0 +1,194 @@
+"""The engine end to end over real loopback HTTP: simulator ↔ ollama.AsyncClient ↔ orchestrator ↔ SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from rhtui.engine import events as ev
+from rhtui.engine.backend import BackendUnreachable, OllamaBackend
+from rhtui.engine.clock import ScaledClock
+from rhtui.engine.config import Settings
+from rhtui.engine.orchestrator import Orchestrator
+from rhtui.sim.probe import SimProbe
+from rhtui.sim.scenario import load_scenario
+
+pytestmark = pytest.mark.integration
+
+REFERENCE = {s.name: s for s in load_scenario("rtx4070s").students}
+STUDENTS = list(REFERENCE)
+
+
+def loads(world, model: str) -> list:
+    return [e for e in world.load_log if e[1] == "load" and e[2].split(":")[0] == model]
+
+
+async def test_a_full_cycle_records_six_runs_that_match_the_scenario(sim, store, make_engine):
+    orch, rec = make_engine()
+    await asyncio.wait_for(orch.run(), 60)
+    runs = await store.runs(session_id=orch.session_id)
+    assert [r.student for r in runs] == STUDENTS
+    for r in runs:
+        ref = REFERENCE[r.student]
+        assert r.status == "ok", (r.student, r.reason, r.error)
+        assert r.vram_mb == pytest.approx(ref.resident_mb, rel=0.02)
+        assert abs(r.tokens - ref.tokens_mean) <= 4 * ref.tokens_sd
+        assert r.tok_per_s == pytest.approx(r.tokens / r.eval_s)
+        assert 80 < r.tok_per_s < 130  # ~100 tok/s decode on the reference card
+        assert r.load_s > 0 and r.total_s > r.eval_s
+        assert r.proposal.strip()
+    # each student was loaded once and unloaded after use
+    for name in STUDENTS:
+        assert len(loads(sim.world, name)) == 1
+    assert (await orch.backend.ps()) == []
+    finished = rec.of(ev.CycleFinished)
+    assert len(finished) == 1 and set(finished[0].completed) == set(STUDENTS)
+    assert finished[0].tokens == sum(r.tokens for r in runs)
+    assert rec.of(ev.SessionFinished)[0].runs == 6
+    # hardware samples were stored for the session
+    assert await store.vram_timeline(session_id=orch.session_id, max_points=50)
+
+
+async def test_learned_profiles_carry_into_the_next_session(sim, store, make_engine):
+    orch, _ = make_engine()
+    await asyncio.wait_for(orch.run(), 60)
+    orch2, rec2 = make_engine()
+    await orch2._learn()
+    prof = orch2.latest_profiles["rh-zeta"]
+    assert prof.ok_runs == 1
+    assert prof.vram_p95_mb == pytest.approx(REFERENCE["rh-zeta"].resident_mb, rel=0.02)
+
+
+async def test_a_stalled_stream_times_out_and_is_unloaded(sim, store, make_engine):
+    sim.world.inject("stall", model="rh-beta", count=1)
+    orch, rec = make_engine(budget={"timeout_s": 40})
+    await asyncio.wait_for(orch.run(), 60)
+    runs = {r.student: r for r in await store.runs(session_id=orch.session_id)}
+    assert runs["rh-beta"].status == "timeout"
+    assert "40 s" in runs["rh-beta"].reason
+    assert runs["rh-gamma"].status == "ok"  # the cycle went on
+    unloads = [e for e in sim.world.load_log if e[1] in ("unload", "expire") and e[2].startswith("rh-beta")]
+    assert unloads, sim.world.load_log
+    assert (await orch.backend.ps()) == []
+
+
+async def test_an_external_spike_past_95_percent_triggers_the_emergency_path(sim, store, make_engine):
+    orch, rec = make_engine()
+    total = sim.world.scenario.gpu.total_mb
+    baseline = sim.world.scenario.gpu.baseline_used_mb
+
+    def spike(event):
+        # another process takes enough that the card stays above 90 % even after our unload
+        if isinstance(event, ev.StudentPhaseChanged) and event.phase == "running" and event.student == "rh-alpha":
+            sim.world.add_external(0.93 * total - baseline, None)
+
+    orch.bus.subscribe(spike)
+    task = asyncio.ensure_future(orch.run())
+    for _ in range(200):
+        if rec.of(ev.EmergencyStop):
+            break
+        await asyncio.sleep(0.05)
+    stop = rec.of(ev.EmergencyStop)
+    assert stop and stop[0].used_mb > 0.95 * total
+    for _ in range(100):
+        if orch.current is None and not await orch.backend.ps():
+            break
+        await asyncio.sleep(0.05)
+    assert orch.state == "emergency"
+    assert await orch.backend.ps() == []  # everything unloaded
+    orch.clear_emergency()  # refused: the card is still above the 90 % limit
+    assert orch.state == "emergency"
+    assert "cannot resume yet" in rec.of(ev.LogMessage)[-1].text
+    sim.world.clear_external()
+    await asyncio.sleep(0.3)  # a few samples see the card back under the limit
+    orch.clear_emergency()
+    assert orch.state == "running" and rec.of(ev.EmergencyCleared)
+    orch.request_stop()
+    await asyncio.wait_for(task, 30)
+    runs = await store.runs(session_id=orch.session_id)
+    alpha = [r for r in runs if r.student == "rh-alpha"][0]
+    assert alpha.status == "emergency" and "95 %" in alpha.reason
+    kinds = [type(e).__name__ for e in rec.events]
+    assert kinds.index("EmergencyStop") < kinds.index("EmergencyCleared") < kinds.index("SessionFinished")
+
+
+async def test_emergency_clears_after_the_cooldown(sim, store, make_engine):
+    # the other process leaves after 10 s; the guard waits 30 s under the limit before resuming
+    orch, rec = make_engine(budget={"cooldown_s": 30}, session={"max_cycles": 1})
+    total = sim.world.scenario.gpu.total_mb
+
+    def spike(event):
+        if isinstance(event, ev.StudentPhaseChanged) and event.phase == "running" and event.student == "rh-alpha":
+            sim.world.add_external(0.97 * total - sim.world.vram_used_mb(), 10)  # 10 simulated seconds
+
+    orch.bus.subscribe(spike)
+    await asyncio.wait_for(orch.run(), 60)
+    assert rec.of(ev.EmergencyStop) and rec.of(ev.EmergencyCleared)
+    got = await store.runs(session_id=orch.session_id)
+    runs = {r.student: r.status for r in got}
+    assert runs["rh-alpha"] == "emergency" and runs["rh-zeta"] == "ok", [(r.student, r.status, r.reason) for r in got]
+
+
+async def test_a_student_that_cannot_fit_is_skipped_with_its_reason_and_never_loaded(sim, store, make_engine):
+    sim.world.add_external(6000, 10_000)
+    orch, rec = make_engine()
+    await asyncio.wait_for(orch.run(), 60)
+    runs = {r.student: r for r in await store.runs(session_id=orch.session_id)}
+    zeta = runs["rh-zeta"]
+    assert zeta.status == "skipped" and "MB" in zeta.reason
+    assert loads(sim.world, "rh-zeta") == []
+    assert runs["rh-alpha"].status == "ok"
+    skipped = {e.student: e for e in rec.of(ev.StudentSkipped)}
+    assert skipped["rh-zeta"].kind == "budget" and skipped["rh-zeta"].reason
+    summary = rec.of(ev.CycleFinished)[0]
+    assert "rh-zeta" in dict(summary.skipped)
+
+
+async def test_pause_skip_and_disable_controls(sim, store, make_engine):
+    orch, rec = make_engine(session={"max_cycles": 2})
+    orch.set_enabled("rh-gamma", False)
+
+    def on_event(event):
+        if isinstance(event, ev.StudentPhaseChanged) and event.phase == "running" and event.student == "rh-beta":
+            orch.skip_current()
+
+    orch.bus.subscribe(on_event)
+    await asyncio.wait_for(orch.run(), 90)
+    runs = await store.runs(session_id=orch.session_id)
+    beta = [r for r in runs if r.student == "rh-beta"]
+    assert [r.status for r in beta] == ["skipped", "skipped"]
+    assert beta[0].reason == "skipped by user"
+    gamma = [r for r in runs if r.student == "rh-gamma"]
+    assert [r.status for r in gamma] == ["skipped", "skipped"] and "disabled" in gamma[0].reason
+    assert loads(sim.world, "rh-gamma") == []
+    assert (await orch.backend.ps()) == []
+
+
+async def test_request_stop_mid_run_records_aborted_and_unloads(sim, store, make_engine):
+    orch, rec = make_engine()
+
+    def on_event(event):
+        if isinstance(event, ev.StudentPhaseChanged) and event.phase == "running" and event.student == "rh-alpha":
+            orch.request_stop()
+
+    orch.bus.subscribe(on_event)
+    await asyncio.wait_for(orch.run(), 30)
+    runs = await store.runs(session_id=orch.session_id)
+    assert [r.status for r in runs] == ["aborted"]
+    assert (await orch.backend.ps()) == []
+    session = await store.get_session(orch.session_id)
+    assert session.ended_at is not None
+
+
+async def test_server_down_at_start_names_the_host(store, tmp_path):
+    settings = Settings(ollama_host="127.0.0.1:9", data_dir=tmp_path)
+    backend = OllamaBackend(settings.ollama_host)
+    clock = ScaledClock(1)
+    from rhtui.engine.hardware import NoGpuProbe
+
+    orch = Orchestrator(settings, backend, NoGpuProbe(), store, clock, retry_backend=False)
+    with pytest.raises(BackendUnreachable) as e:
+        await orch.run()
+    assert "http://127.0.0.1:9" in str(e.value) and "ollama serve" in str(e.value)
+    await backend.close()
