@@ -76,6 +76,11 @@ async def main(speed: float, hours: float, scenario: str) -> str:
     statuses: dict[str, int] = {}
     for r in runs:
         statuses[r.status] = statuses.get(r.status, 0) + 1
+    skip_kinds: dict[str, int] = {}
+    for r in runs:
+        if r.status == "skipped":
+            kind = r.reason.split(":", 1)[0]
+            skip_kinds[kind] = skip_kinds.get(kind, 0) + 1
     per_student = []
     for s in sc.students:
         mine = [r for r in ok if r.student == s.name]
@@ -93,7 +98,7 @@ async def main(speed: float, hours: float, scenario: str) -> str:
         *machine_lines(),
         "",
         f"- scenario {scenario}, speed {speed:g}x: {hours:g} simulated hours in {wall:.1f} s of wall time",
-        f"- cycles: {len(cycles)} ({len(ratios)} complete), runs: {len(runs)} {statuses}",
+        f"- cycles: {len(cycles)} ({len(ratios)} complete), runs: {len(runs)} {statuses}; skips by kind: {skip_kinds}",
         f"- cycle time / sum of the students' load + generation time: median {statistics.median(ratios):.3f}, "
         f"min {min(ratios):.3f}, max {max(ratios):.3f}" if ratios else "- no complete cycle",
         f"- overhead per student (unload, measurement, gaps): median {statistics.median(gaps):.2f} simulated s"

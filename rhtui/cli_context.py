@@ -15,6 +15,7 @@ from typing import Any
 from rich.console import Console
 
 from rhtui.engine.config import ConfigError, Settings, load_settings
+from rhtui.engine.modelfile import resolve_students
 
 
 def make_console(stderr: bool = False) -> Console:
@@ -48,8 +49,10 @@ class CliContext:
         """Validated settings, or exit 2 with the reason on stderr."""
         if self._settings is None:
             try:
-                self._settings = load_settings(self.config, self.cli_values())
+                settings = load_settings(self.config, self.cli_values())
             except ConfigError as exc:
                 make_console(stderr=True).print(f"rhtui: {exc}", markup=False)
                 sys.exit(ConfigError.exit_code)
+            # the students: the Modelfiles (shipped, or --modelfiles), or those the config declares
+            self._settings = settings.model_copy(update={"students": resolve_students(settings)})
         return self._settings

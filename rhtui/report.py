@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from rhtui.engine.modelfile import student_order
 from rhtui.engine.records import StudentStats, TimelinePoint
 from rhtui.engine.store import Store, StoreError
 
@@ -49,7 +50,7 @@ async def print_report(db: Path, session: str | None, fmt: str, points: int, con
     if store is None:
         return 1
     try:
-        stats = await store.student_stats(session)
+        stats = sorted(await store.student_stats(session), key=lambda st: student_order(st.student))
         timeline = await store.vram_timeline(session_name=session, max_points=points)
     finally:
         await store.close()
@@ -75,8 +76,9 @@ async def print_report(db: Path, session: str | None, fmt: str, points: int, con
 def _print_tables(console: Console, session: str | None, stats: list[StudentStats], timeline: list[TimelinePoint]) -> None:
     title = f"Per-student averages — session {session}" if session else "Per-student averages — all sessions"
     table = Table(title=title, title_justify="left")
-    for col in ("student", "runs", "failures", "VRAM mean MB", "VRAM p95 MB", "seconds", "tokens", "tok/s"):
-        table.add_column(col, justify="left" if col == "student" else "right")
+    table.add_column("student", no_wrap=True)
+    for col in ("runs", "failed", "VRAM MB", "p95 MB", "seconds", "tokens", "tok/s"):
+        table.add_column(col, justify="right", no_wrap=True)
     for s in stats:
         table.add_row(
             Text(s.student), str(s.runs), str(s.failures), _f(s.vram_mean_mb, "{:,.0f}"), _f(s.vram_p95_mb, "{:,.0f}"),

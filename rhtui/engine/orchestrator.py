@@ -40,7 +40,8 @@ PROPOSAL_CAP_CHARS = 200_000
 PROGRESS_EVERY_S = 0.25  # real seconds between TokensProgress events
 FAILED = ("timeout", "error", "aborted", "emergency")
 UNLOAD_WAIT_POLLS, UNLOAD_POLL_S = 100, 0.05  # wait up to 5 s (real) for an unload to free the memory
-TREND_WINDOW_S = 180.0  # engine-clock seconds of samples the VRAM trend is fitted on
+TREND_WINDOW_S = 180.0
+IDLE_RETRY_S = 15.0  # engine-clock seconds to wait after a cycle in which no student could run  # engine-clock seconds of samples the VRAM trend is fitted on
 
 
 class _Cancelled(Exception):
@@ -294,9 +295,18 @@ class Orchestrator:
                 return "session time is up"
             if max_cycles is not None and self.cycle >= max_cycles:
                 return f"{max_cycles} cycles done"
-            await self._one_cycle()
+            attempted, skip_kinds = await self._one_cycle()
+            if attempted or self._stop.is_set():
+                continue
+            if skip_kinds and all(k == "time" for k in skip_kinds):
+                return "session time is up (no student's expected time fits in what is left)"
+            # nobody could run (the card is taken, every student disabled or missing): wait, then retry
+            self.log("warning", f"no student could run in cycle {self.cycle}; next try in {IDLE_RETRY_S:.0f} s")
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), IDLE_RETRY_S / self.clock.speed)
 
-    async def _one_cycle(self) -> None:
+    async def _one_cycle(self) -> tuple[int, list[str]]:
+        """One pass over the students; returns (students attempted, kinds of the skips)."""
         self.cycle += 1
         n = self.cycle
         started, t0 = self.clock.now(), self.clock.monotonic()
@@ -321,6 +331,8 @@ class Orchestrator:
             )
         completed: list[str] = []
         skipped: list[tuple[str, str]] = []
+        skip_kinds: list[str] = []
+        attempted = 0
         failed: list[str] = []
         tokens = 0
         for c in candidates:
@@ -346,7 +358,9 @@ class Orchestrator:
             if step.action == "skip":
                 await self._record_skip(n, c, step.reason, step.kind or "budget", step)
                 skipped.append((c.name, step.reason))
+                skip_kinds.append(step.kind or "budget")
                 continue
+            attempted += 1
             run = await self._run_student(n, c, step)
             if run.status == "ok":
                 completed.append(c.name)
@@ -363,6 +377,7 @@ class Orchestrator:
                 failed=tuple(failed), seconds=seconds, tokens=tokens,
             )
         )
+        return attempted, skip_kinds
 
     def _trend(self) -> float | None:
         """VRAM trend of everything but our students, over the last TREND_WINDOW_S."""
