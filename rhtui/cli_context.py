@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 
 from rhtui.engine.config import ConfigError, Settings, load_settings
-from rhtui.engine.modelfile import resolve_students
+from rhtui.engine.modelfile import check_modelfiles_dir, resolve_students
 
 
 def make_console(stderr: bool = False) -> Console:
@@ -52,6 +52,10 @@ class CliContext:
                 settings = load_settings(self.config, self.cli_values())
             except ConfigError as exc:
                 make_console(stderr=True).print(f"rhtui: {exc}", markup=False)
+                sys.exit(ConfigError.exit_code)
+            bad = check_modelfiles_dir(settings)
+            if bad is not None:
+                make_console(stderr=True).print(f"rhtui: {bad}", markup=False)
                 sys.exit(ConfigError.exit_code)
             # the students: the Modelfiles (shipped, or --modelfiles), or those the config declares
             self._settings = settings.model_copy(update={"students": resolve_students(settings)})
