@@ -220,7 +220,7 @@ def iter_commands(
     while i < len(lines):
         lineno = i + 1
         s = lines[i][0].lstrip(" \t")
-        if not s or s.startswith("#"):
+        if not s.strip() or s.startswith("#"):  # blank (any Unicode whitespace) or a comment
             i += 1
             continue
         m = re.match(r"[A-Za-z]+", s)
@@ -228,7 +228,7 @@ def iter_commands(
         rest = s[len(word) :]
         kind = word.lower()
         if not word or (rest and rest[0] not in " \t"):
-            bad = re.match(r"\S+", s).group(0)  # type: ignore[union-attr]
+            bad = s.split()[0]
             if kind in instructions:
                 raise ModelfileError(path, lineno, f"expected a space after {word.upper()}, got {bad!r}")
             raise ModelfileError(path, lineno, f"unknown instruction {bad!r}; expected one of {names}{_suggest(bad.upper(), [n.upper() for n in instructions])}")
