@@ -498,11 +498,13 @@ class Orchestrator:
                 parts.append(chunk.text)
                 size += len(chunk.text)
             chunks += 1
-            fields["tokens"] = chunks
+            # Ollama streams one token a chunk; a server that batches (the simulator at high speed)
+            # is estimated from the text (~4 characters a token). The final count is Ollama's own.
+            fields["tokens"] = max(chunks, round(size / 4))
             if chunk.done:
                 fields.update(
                     prompt_s=chunk.prompt_s, eval_s=chunk.eval_s, prompt_tokens=chunk.prompt_tokens,
-                    tokens=chunk.eval_tokens if chunk.eval_tokens is not None else chunks,
+                    tokens=chunk.eval_tokens if chunk.eval_tokens is not None else fields["tokens"],
                     total_s=(fields.get("load_s") or 0.0) + (chunk.total_s or 0.0),
                 )
                 if chunk.eval_tokens and chunk.eval_s:
@@ -514,9 +516,9 @@ class Orchestrator:
                 elapsed = self.clock.monotonic() - gen_t0
                 self.emit(
                     ev.TokensProgress(
-                        ts=self.clock.now(), cycle=n, student=c.name, tokens=chunks,
+                        ts=self.clock.now(), cycle=n, student=c.name, tokens=fields["tokens"],
                         elapsed_s=self.clock.monotonic() - t0,
-                        tok_per_s=chunks / elapsed if elapsed > 0 else None, timeout_s=timeout_s,
+                        tok_per_s=fields["tokens"] / elapsed if elapsed > 0 else None, timeout_s=timeout_s,
                     )
                 )
             fields["proposal"] = "".join(parts)

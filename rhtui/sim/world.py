@@ -1,0 +1,648 @@
+"""The simulated world: one GPU, its host, and an Ollama server's model store and runners.
+
+All arithmetic is in simulated seconds of the given clock (`rhtui.engine.clock`), measured
+from the moment the world was made (``world.elapsed()``). The world follows Ollama's rules:
+
+- a model loads in ``weights_mb / 1000 / disk.read_gbps + disk.load_init_s`` seconds;
+- at most ``ollama.max_loaded_models`` runners are resident; to make room (count or VRAM) the
+  least recently used *idle* runner is evicted; when only busy runners stand in the way the
+  request waits for them, like Ollama's scheduler does;
+- keep_alive: default ``ollama.keep_alive_s``; a request may pass seconds, a duration string
+  ("5m", "30s", "1h30m"), 0 (unload right after the request) or a negative value (forever);
+- a model that does not fit even with nothing else loaded is partly offloaded to the CPU
+  (whole layers on the GPU, the rest in system RAM) and decodes much slower; if system RAM
+  cannot hold the rest, the load fails with Ollama's out-of-memory text;
+- decode is memory-bound: one stream runs at ``bandwidth * decode_efficiency / weights``
+  tokens/s; 2+ concurrent streams share ``concurrent_gain`` x one stream's rate; a load in
+  progress takes ``pcie.gbps`` of the bandwidth; prompt evaluation runs 20x faster.
+
+Lazy by design: expiry, unload completion and VRAM of other processes are functions of time,
+evaluated whenever the world is looked at (`tick()`), so nothing polls in the background.
+``load_log`` records every load, unload, eviction, expiry, offload and OOM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import re
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from rhtui.engine.clock import Clock
+
+from .catalog import SimModel, full_name, normalize_parameters
+from .errors import SimError
+from .faults import FAULT_KINDS, FaultBook, FaultPlan
+from .generation import Generation
+from .scenario import Scenario
+from .store import ModelStore
+from .text import proposal_tokens
+
+__all__ = ["FAULT_KINDS", "FaultPlan", "Generation", "LogEntry", "Runner", "SimError", "SimWorld",
+           "parse_keep_alive"]
+
+N_LAYERS = 33
+GRAPH_MB = 300.0
+"""Compute-graph memory that must stay on the GPU for any layer to be offloaded there."""
+RUNNER_RAM_MB = 250.0
+"""Host RAM of one runner process besides offloaded layers."""
+_FOREVER = math.inf
+_DURATION_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+class LogEntry(NamedTuple):
+    """One line of ``world.load_log``."""
+
+    ts: float
+    """Simulated seconds since the world started."""
+    action: str
+    """load | unload | evict | expire | offload | oom"""
+    model: str
+    detail: str
+
+
+def parse_keep_alive(value: Any, default_s: float) -> float:
+    """Ollama's keep_alive in seconds (``math.inf`` = forever). SimError(400) when invalid.
+
+    None = the default; a number = seconds; a string = a number of seconds or a Go duration
+    ("5m", "30s", "1h30m"); 0 = unload after the request; negative = forever."""
+    if value is None or value == "":
+        return _FOREVER if default_s < 0 else float(default_s)
+    if isinstance(value, bool):
+        raise SimError(400, f"invalid keep_alive {value!r}")
+    if isinstance(value, int | float):
+        return _FOREVER if value < 0 else float(value)
+    text = str(value).strip()
+    try:
+        f = float(text)
+        return _FOREVER if f < 0 else f
+    except ValueError:
+        pass
+    sign = -1.0 if text.startswith("-") else 1.0
+    body = text.lstrip("+-")
+    parts = _DURATION_RE.findall(body)
+    if not parts or "".join(n + u for n, u in parts) != body:
+        raise SimError(400, f'time: invalid duration "{text}"')
+    seconds = sum(float(n) * _UNITS[u] for n, u in parts) * sign
+    return _FOREVER if seconds < 0 else seconds
+
+
+@dataclass(eq=False)
+class Runner:
+    """A loaded model (an ``ollama runner`` process). Times are elapsed simulated seconds."""
+
+    name: str
+    digest: str
+    num_ctx: int
+    weights_mb: float
+    size_mb: float
+    """Resident memory, GPU + CPU (what /api/ps calls size)."""
+    gpu_mb: float
+    """The part on the GPU (/api/ps size_vram)."""
+    pid: int
+    loaded_at: float
+    """When the load started (memory is held from then)."""
+    ready_at: float
+    last_used: float
+    keep_alive: float
+    active: int = 0
+    expires_at: float | None = None
+    """None while busy or kept forever."""
+    granted_at: float = 0.0
+    """When the latest request was handed this runner (for its load_duration)."""
+    unload_when_idle: str | None = None
+    """Set when an unload was asked for while busy (the reason); it happens at release."""
+
+    @property
+    def cpu_mb(self) -> float:
+        return self.size_mb - self.gpu_mb
+
+    @property
+    def gpu_fraction(self) -> float:
+        return self.gpu_mb / self.size_mb if self.size_mb else 1.0
+
+
+@dataclass
+class _External:
+    start: float
+    end: float
+    mb: float
+    scenario: bool = False
+
+
+@dataclass
+class _Stream:
+    runner: Runner
+    phase: str = "prompt"
+
+
+class SimWorld:
+    """State of the card and of Ollama, in simulated time (see the module docstring)."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        clock: Clock,
+        seed: int = 0,
+        *,
+        hostile_text: bool = False,
+        faults_enabled: bool = True,
+    ) -> None:
+        self.scenario = scenario
+        self.clock = clock
+        self.seed = seed
+        self.hostile_text = hostile_text
+        self.create_requests: list[dict[str, Any]] = []
+        self.load_log: list[LogEntry] = []
+        self._t0 = clock.monotonic()
+        self.store = ModelStore(scenario, clock.now)
+        self.fault_book = FaultBook(scenario, seed)
+        self.fault_book.enabled = faults_enabled
+        self._runners: dict[str, Runner] = {}
+        self._freeing: list[tuple[float, float, float]] = []  # (gpu_mb, cpu_mb, until)
+        self._external = [_External(e.at_s, e.at_s + e.for_s, e.mb, scenario=True) for e in scenario.external]
+        self.streams: dict[int, _Stream] = {}
+        self._next_id = 1
+        self._next_pid = 41000
+        self._gen_count: dict[str, int] = {}
+        self._changed: asyncio.Event | None = None
+        self._temp_c = 34.0
+        self._temp_ts = 0.0
+
+    @property
+    def faults_enabled(self) -> bool:
+        """Random faults from the scenario's rates and its server_down windows (injections always apply)."""
+        return self.fault_book.enabled
+
+    @faults_enabled.setter
+    def faults_enabled(self, on: bool) -> None:
+        self.fault_book.enabled = on
+        self._signal()
+
+    # -- time ---------------------------------------------------------------------------------
+
+    def elapsed(self) -> float:
+        """Simulated seconds since the world started."""
+        return self.clock.monotonic() - self._t0
+
+    def epoch(self, elapsed: float) -> float:
+        """Epoch seconds (on the clock's time line) of an elapsed-time instant."""
+        return self.clock.now() + (elapsed - self.elapsed())
+
+    def _log(self, ts: float, action: str, model: str, detail: str = "") -> None:
+        self.load_log.append(LogEntry(ts, action, model, detail))
+
+    def _signal(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_changed(self, sim_timeout: float | None = None) -> None:
+        """Until something changes (a release, an unload, a fault switch) or a short while passes."""
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        real = 0.25 if sim_timeout is None else min(0.25, max(0.0, sim_timeout) / self.clock.speed)
+        try:
+            await asyncio.wait_for(self._changed.wait(), real)
+        except TimeoutError:
+            pass
+
+    def tick(self) -> None:
+        """Apply what time has done: keep_alive expiry, finished unloads, doomed runners."""
+        now = self.elapsed()
+        for r in sorted(self._runners.values(), key=lambda r: r.expires_at or 0.0):
+            if r.active == 0 and r.expires_at is not None and r.expires_at <= now:
+                self._unload(r, r.expires_at, "expire", "keep_alive elapsed")
+        self._freeing = [f for f in self._freeing if f[2] > now]
+
+    # -- models (the store) -------------------------------------------------------------------
+
+    def find_model(self, name: str) -> SimModel | None:
+        """The model called `name` (``rh-alpha`` and ``rh-alpha:latest`` are the same), or None."""
+        return self.store.find(name)
+
+    def model(self, name: str) -> SimModel:
+        """The model called `name`; SimError(404, "model 'x' not found") when there is none."""
+        return self.store.get(name)
+
+    def models(self) -> list[SimModel]:
+        """What ``ollama list`` shows, newest first."""
+        return self.store.all()
+
+    def create_model(
+        self,
+        name: str,
+        from_: str,
+        system: str | None = None,
+        parameters: dict[str, Any] | None = None,
+        template: str | None = None,
+        license: str | list[str] | None = None,
+        messages: list[dict[str, str]] | None = None,
+    ) -> list[str]:
+        """Create `name` FROM `from_` like POST /api/create; returns Ollama's status lines.
+
+        `from_` must be a known model (else SimError 404 "model 'X' not found"). The new model
+        inherits the parent's weights, template, parameters (merged with `parameters`), license
+        and messages. A scenario student keeps its measured resident VRAM; any other model
+        gets base weights + a KV-cache estimate for its num_ctx."""
+        body: dict[str, Any] = {"model": name, "from": from_}
+        for key, value in (("system", system), ("parameters", parameters), ("template", template),
+                           ("license", license), ("messages", messages)):
+            if value is not None:
+                body[key] = value
+        return self.create_from_request(body)
+
+    def create_from_request(self, body: dict[str, Any]) -> list[str]:
+        """Apply a POST /api/create body (recorded in `create_requests`); SimError like Ollama's."""
+        self.create_requests.append(dict(body))
+        status = self.store.create(body)
+        self._signal()
+        return status
+
+    def delete_model(self, name: str) -> None:
+        """DELETE /api/delete: the model goes; an idle runner of it is unloaded."""
+        m = self.store.delete(name)
+        r = self._runners.get(m.name)
+        if r is not None:
+            if r.active == 0:
+                self._unload(r, self.elapsed(), "unload", "model deleted")
+            else:
+                r.unload_when_idle = "model deleted"
+        self._signal()
+
+    def copy_model(self, source: str, destination: str) -> None:
+        self.store.copy(source, destination)
+
+    def pull(self, name: str) -> list[dict[str, Any]]:
+        """POST /api/pull progress lines for a known base model."""
+        return self.store.pull(name)
+
+    # -- memory -------------------------------------------------------------------------------
+
+    def add_external(self, mb: float, for_s: float | None = None, *, at_s: float | None = None) -> None:
+        """Another process takes `mb` of VRAM from now (or `at_s`) for `for_s` (None = until cleared)."""
+        start = self.elapsed() if at_s is None else at_s
+        self._external.append(_External(start, _FOREVER if for_s is None else start + for_s, mb))
+        self._signal()
+
+    def clear_external(self, *, include_scenario: bool = False) -> None:
+        """Drop the VRAM added with `add_external` (and the scenario's [[external]] if asked)."""
+        self._external = [w for w in self._external if w.scenario and not include_scenario]
+        self._signal()
+
+    def external_mb(self) -> float:
+        now = self.elapsed()
+        return sum(w.mb for w in self._external if w.start <= now < w.end)
+
+    def external_windows(self) -> list[tuple[float, float, float]]:
+        """(start, end, mb) of other processes' VRAM, active or not, in elapsed seconds."""
+        return [(w.start, w.end, w.mb) for w in self._external]
+
+    @property
+    def vram_total_mb(self) -> float:
+        return self.scenario.gpu.total_mb
+
+    def models_vram_mb(self) -> float:
+        self.tick()
+        now = self.elapsed()
+        held = sum(r.gpu_mb for r in self._runners.values() if r.loaded_at <= now)
+        return held + sum(f[0] for f in self._freeing)
+
+    def vram_used_mb(self) -> float:
+        """What NVML would report as used: never more than the card has."""
+        used = self.scenario.gpu.baseline_used_mb + self.models_vram_mb() + self.external_mb()
+        return min(self.vram_total_mb, used)
+
+    def ram_used_mb(self) -> float:
+        self.tick()
+        host = self.scenario.host
+        cpu = sum(r.cpu_mb + RUNNER_RAM_MB for r in self._runners.values()) + sum(f[1] for f in self._freeing)
+        return min(host.ram_total_mb, host.os_used_mb + cpu)
+
+    def runners(self) -> list[Runner]:
+        """Loaded models (including ones still loading), most recently used first."""
+        self.tick()
+        return sorted(self._runners.values(), key=lambda r: r.last_used, reverse=True)
+
+    def runner(self, name: str) -> Runner | None:
+        self.tick()
+        return self._runners.get(full_name(name)) or next(
+            (r for k, r in self._runners.items() if k.lower() == full_name(name).lower()), None
+        )
+
+    def is_loaded(self, name: str) -> bool:
+        return self.runner(name) is not None
+
+    def loaded_names(self) -> list[str]:
+        return [r.name for r in self.runners()]
+
+    def load_time_s(self, model: SimModel) -> float:
+        d = self.scenario.disk
+        return model.weights_mb / 1000.0 / d.read_gbps + d.load_init_s
+
+    # -- scheduling ---------------------------------------------------------------------------
+
+    def _unload(self, r: Runner, ts: float, action: str, detail: str) -> None:
+        if self._runners.get(r.name) is r:
+            del self._runners[r.name]
+        self._freeing.append((r.gpu_mb, r.cpu_mb + RUNNER_RAM_MB, ts + self.scenario.disk.unload_s))
+        self._log(ts, action, r.name, detail)
+        self._signal()
+
+    def _place(self, model: SimModel, need: float) -> tuple[list[Runner], float, float] | str | None:
+        """Room for a new runner: (victims, gpu_mb, extra wait) ; None = wait ; str = OOM text."""
+        now = self.elapsed()
+        gpu = self.scenario.gpu
+        others = list(self._runners.values())
+        freeing = sum(f[0] for f in self._freeing)
+        free = gpu.total_mb - gpu.baseline_used_mb - self.external_mb() - sum(r.gpu_mb for r in others) - freeing
+        idle = sorted((r for r in others if r.active == 0 and r.ready_at <= now), key=lambda r: r.last_used)
+        busy = [r for r in others if r not in idle]
+        victims: list[Runner] = []
+        limit = self.scenario.ollama.max_loaded_models
+        while len(others) - len(victims) >= limit or need > free + sum(v.gpu_mb for v in victims):
+            if idle:
+                victims.append(idle.pop(0))
+            elif busy:
+                return None
+            else:
+                break
+        avail = free + sum(v.gpu_mb for v in victims)
+        # Memory of a runner that is still shutting down is not free yet: wait for it if it helps.
+        wait = self.scenario.disk.unload_s if victims else 0.0
+        if need <= avail:
+            return victims, need, wait
+        if freeing > 0:
+            wait = max([wait] + [f[2] - now for f in self._freeing if f[0] > 0])
+            avail += freeing
+            if need <= avail:
+                return victims, need, wait
+        per_layer = need / N_LAYERS
+        layers = int(max(0.0, avail - GRAPH_MB) // per_layer)
+        gpu_mb = layers * per_layer if layers > 0 else 0.0
+        host = self.scenario.host
+        ram_free = host.ram_total_mb - self.ram_used_mb()
+        cpu_need = need - gpu_mb + RUNNER_RAM_MB
+        if cpu_need > ram_free:
+            return (
+                f"model requires more system memory ({cpu_need / 1024:.1f} GiB) than is available "
+                f"({max(0.0, ram_free) / 1024:.1f} GiB)"
+            )
+        return victims, gpu_mb, wait
+
+    async def acquire(self, model: SimModel, num_ctx: int, keep_alive: float, plan: FaultPlan) -> Runner:
+        """A ready runner for `model`, loading it (and evicting others) when needed."""
+        num_parallel = self.scenario.ollama.num_parallel
+        while True:
+            self.tick()
+            now = self.elapsed()
+            r = self._runners.get(model.name)
+            if r is not None and plan.oom_forced and plan.oom:
+                self._unload(r, now, "oom", "runner crashed: " + plan.oom)
+                raise SimError(500, plan.oom)
+            if r is not None and (r.digest != model.digest or r.num_ctx != num_ctx):
+                if r.active == 0 and r.ready_at <= now:
+                    self._unload(r, now, "unload", "reload: model or options changed")
+                else:
+                    await self.wait_changed()
+                continue
+            if r is not None:
+                if r.active >= num_parallel:
+                    await self.wait_changed()
+                    continue
+                r.active += 1
+                r.keep_alive = keep_alive
+                r.expires_at = None
+                r.last_used = now
+                r.granted_at = now
+                if r.ready_at > now:
+                    await self._sleep_until(r, r.ready_at)
+                    r.granted_at = r.ready_at
+                return r
+            if plan.oom:
+                self._log(now, "oom", model.name, plan.oom)
+                raise SimError(500, plan.oom)
+            need = model.resident_at(num_ctx)
+            placed = self._place(model, need)
+            if placed is None:
+                await self.wait_changed()
+                continue
+            if isinstance(placed, str):
+                self._log(now, "oom", model.name, placed)
+                raise SimError(500, placed)
+            victims, gpu_mb, wait = placed
+            for v in victims:
+                self._unload(v, now, "evict", f"LRU, to make room for {model.name}")
+            ready = now + wait + self.load_time_s(model)
+            r = Runner(
+                name=model.name, digest=model.digest, num_ctx=num_ctx, weights_mb=model.weights_mb,
+                size_mb=need, gpu_mb=gpu_mb, pid=self._next_pid, loaded_at=now + wait, ready_at=ready,
+                last_used=now, keep_alive=keep_alive, active=1,
+            )
+            self._next_pid += 7
+            self._runners[model.name] = r
+            self._log(now, "load", model.name, f"gpu {gpu_mb:.0f} MB, cpu {need - gpu_mb:.0f} MB, "
+                      f"ready in {ready - now:.2f} s")
+            if gpu_mb < need:
+                self._log(now, "offload", model.name,
+                          f"{need - gpu_mb:.0f} of {need:.0f} MB on the CPU ({r.gpu_fraction:.0%} on the GPU)")
+            self._signal()
+            await self._sleep_until(r, ready)
+            r.granted_at = r.ready_at  # waking up later than that is the clock's jitter, not loading
+            return r
+
+    async def _sleep_until(self, r: Runner, t: float) -> None:
+        try:
+            await self.clock.sleep(max(0.0, t - self.elapsed()))
+        except asyncio.CancelledError:
+            self.release(r, r.keep_alive)  # Ollama finishes the load; keep_alive applies
+            raise
+        now = self.elapsed()
+        if r.ready_at > now:  # the clock's float rounding: the load is over when the sleep is
+            r.ready_at = now
+            r.loaded_at = min(r.loaded_at, now)
+
+    def release(self, r: Runner, keep_alive: float) -> None:
+        now = self.elapsed()
+        r.active = max(0, r.active - 1)
+        r.last_used = now
+        if r.active == 0 and self._runners.get(r.name) is r:
+            if r.unload_when_idle:
+                self._unload(r, max(now, r.ready_at), "unload", r.unload_when_idle)
+            elif keep_alive <= 0:
+                self._unload(r, max(now, r.ready_at), "unload", "keep_alive 0")
+            elif math.isinf(keep_alive):
+                r.expires_at = None
+            else:
+                r.expires_at = max(now, r.ready_at) + keep_alive
+        self._signal()
+
+    def expires_at(self, r: Runner) -> float:
+        """Elapsed time at which `r` expires (``inf`` = never); planned value while busy."""
+        if r.expires_at is not None:
+            return r.expires_at
+        return _FOREVER if math.isinf(r.keep_alive) else max(self.elapsed(), r.ready_at) + r.keep_alive
+
+    async def unload(self, name: str) -> None:
+        """keep_alive 0 with an empty prompt: unload now (after running requests finish)."""
+        m = self.model(name)
+        r = self._runners.get(m.name)
+        if r is None:
+            return
+        if r.active == 0:
+            self._unload(r, max(self.elapsed(), r.ready_at), "unload", "requested")
+        else:
+            r.unload_when_idle = "requested"
+
+    def unload_all(self, detail: str) -> None:
+        for r in list(self._runners.values()):
+            self._unload(r, self.elapsed(), "unload", detail)
+
+    def keep_alive_s(self, value: Any) -> float:
+        return parse_keep_alive(value, self.scenario.ollama.keep_alive_s)
+
+    async def load(self, name: str, options: dict[str, Any] | None = None, keep_alive: Any = None,
+                   faults: FaultPlan | None = None) -> float:
+        """Load `name` (an empty-prompt generate); returns the simulated seconds it took."""
+        m = self.model(name)
+        ka = self.keep_alive_s(keep_alive)
+        opts = self._options(options)
+        t0 = self.elapsed()
+        r = await self.acquire(m, int(opts.get("num_ctx", m.num_ctx)), ka, faults or FaultPlan())
+        self.release(r, ka)
+        return self.elapsed() - t0
+
+    @staticmethod
+    def _options(options: dict[str, Any] | None) -> dict[str, Any]:
+        try:
+            return normalize_parameters(dict(options or {}))
+        except ValueError as exc:
+            raise SimError(400, str(exc)) from None
+
+    # -- rates --------------------------------------------------------------------------------
+
+    def _loading_count(self) -> int:
+        now = self.elapsed()
+        return sum(1 for r in self._runners.values() if r.loaded_at <= now < r.ready_at)
+
+    def decode_rate(self, r: Runner) -> float:
+        """Tokens per simulated second for one stream on `r`, given everything running now."""
+        g, c = self.scenario.gpu, self.scenario.cpu
+        bw = g.bandwidth_gbps * g.decode_efficiency
+        bw *= max(0.1, (g.bandwidth_gbps - self.scenario.pcie.gbps * self._loading_count()) / g.bandwidth_gbps)
+        decoding = [s.runner for s in self.streams.values() if s.phase == "decode"]
+        if r not in decoding:
+            decoding.append(r)
+        k_gpu = sum(1 for x in decoding if x.gpu_mb > 0)
+        k_cpu = sum(1 for x in decoding if x.cpu_mb > 0)
+        if k_gpu >= 2:
+            bw = bw * g.concurrent_gain / k_gpu
+        w = r.weights_mb / 1000.0
+        f = r.gpu_fraction
+        t = 0.0
+        if f > 0:
+            t += w * f / bw
+        if f < 1:
+            t += w * (1 - f) / (c.offload_bandwidth_gbps * c.offload_efficiency / max(1, k_cpu))
+        return 1.0 / t
+
+    def single_stream_rate(self, name: str) -> float:
+        """Decode rate of `name` alone on the card, fully on the GPU (≈106 tok/s for rh-alpha)."""
+        g = self.scenario.gpu
+        return g.bandwidth_gbps * 1000.0 * g.decode_efficiency / self.model(name).weights_mb
+
+    # -- faults -------------------------------------------------------------------------------
+
+    def inject(self, kind: str, model: str | None = None, count: int = 1) -> None:
+        """Make the next `count` generate requests for `model` (None = any) meet `kind`:
+        http_500 | stall | disconnect | malformed | oom. Applies even with faults disabled.
+        Stream faults (stall, disconnect, malformed) skip load-only requests."""
+        self.fault_book.inject(kind, model, count)
+
+    def clear_injections(self) -> None:
+        self.fault_book.clear()
+
+    def plan_faults(self, name: str, *, load_only: bool = False) -> FaultPlan:
+        """What goes wrong with the next generate request for `name` (the server asks this)."""
+        return self.fault_book.plan(name, load_only=load_only)
+
+    def set_server_down(self, for_s: float | None) -> None:
+        """Refuse connections from now for `for_s` simulated seconds (None = until cleared)."""
+        self.fault_book.set_down(self.elapsed(), for_s)
+        self._signal()
+
+    def clear_server_down(self) -> None:
+        self.fault_book.clear_down(self.elapsed())
+        self._signal()
+
+    def server_down_now(self) -> bool:
+        return self.fault_book.down(self.elapsed())
+
+    def next_down_change(self) -> float | None:
+        """Elapsed time of the next start or end of a server-down window, if any."""
+        return self.fault_book.next_change(self.elapsed())
+
+    # -- generation ---------------------------------------------------------------------------
+
+    def generation(self, name: str, prompt: str, *, system: str | None = None,
+                   options: dict[str, Any] | None = None, keep_alive: Any = None,
+                   faults: FaultPlan | None = None) -> Generation:
+        """One generate request; ``async with world.generation(...) as g: async for t in g.stream()``."""
+        m = self.model(name)
+        return Generation(self, m, prompt, system, self._options(options), self.keep_alive_s(keep_alive),
+                          faults or FaultPlan())
+
+    def plan_tokens(self, m: SimModel, options: dict[str, Any]) -> tuple[list[str], str]:
+        """The pieces of the next proposal of `m` and its done_reason (stop, or length when
+        num_predict cuts it). Deterministic per (seed, model, how many it has written)."""
+        k = self._gen_count.get(m.name, 0)
+        self._gen_count[m.name] = k + 1
+        rng = random.Random(f"{self.seed}:{m.name}:{k}")
+        n = max(16, int(round(rng.gauss(m.tokens_mean, m.tokens_sd))))
+        reason = "stop"
+        cap = options.get("num_predict", m.parameters.get("num_predict"))  # request over the model's own
+        if cap is not None and 0 < cap < n:
+            n, reason = int(cap), "length"
+        return proposal_tokens(rng, n, hostile=self.hostile_text), reason
+
+    def add_stream(self, r: Runner) -> int:
+        sid = self._next_id
+        self._next_id += 1
+        self.streams[sid] = _Stream(r)
+        return sid
+
+    # -- activity (for the probe) -------------------------------------------------------------
+
+    def activity(self) -> dict[str, float]:
+        """GPU utilisation %, power W, temperature °C and host CPU % derived from what runs now."""
+        self.tick()
+        g = self.scenario.gpu
+        now = self.elapsed()
+        util = 0.0
+        cpu = 3.0
+        for s in self.streams.values():
+            if s.phase == "prompt":
+                util = max(util, 100.0)
+            else:
+                f = s.runner.gpu_fraction
+                if f > 0:
+                    gpu_t = f / (g.bandwidth_gbps * g.decode_efficiency)
+                    cpu_t = (1 - f) / (self.scenario.cpu.offload_bandwidth_gbps * self.scenario.cpu.offload_efficiency)
+                    util = max(util, 97.0 * gpu_t / (gpu_t + cpu_t))
+                if f < 1:
+                    cpu += 75.0 * (1 - f)
+        if self._loading_count():
+            util = max(util, 8.0)
+            cpu += 12.0
+        resident = len(self._runners)
+        power = g.idle_power_w + 4.0 * resident + (g.max_power_w - g.idle_power_w) * 0.9 * util / 100
+        power = min(g.max_power_w, power)
+        target = 34.0 + 44.0 * util / 100 + 1.5 * resident
+        dt = max(0.0, now - self._temp_ts)
+        self._temp_c = target + (self._temp_c - target) * math.exp(-dt / 30.0)
+        self._temp_ts = now
+        return {"util": round(util, 1), "power": round(power, 1), "temp": round(self._temp_c, 1),
+                "cpu": round(min(100.0, cpu), 1)}
