@@ -47,8 +47,13 @@ def scenario_name():
 
 
 @pytest.fixture
-async def sim(scenario_name):
-    clock = ScaledClock(SPEED)
+def sim_speed():
+    return SPEED
+
+
+@pytest.fixture
+async def sim(scenario_name, sim_speed):
+    clock = ScaledClock(sim_speed)
     world = SimWorld(load_scenario(scenario_name), clock, seed=7)
     world.faults_enabled = False
     server = SimServer(world, host="127.0.0.1", port=0)

@@ -1,0 +1,120 @@
+"""Every key of the dashboard against the real orchestrator and the simulator over HTTP:
+what the person presses is what the engine and Ollama see."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from rhtui.app import make_app
+from rhtui.engine import events as ev
+
+pytestmark = pytest.mark.integration
+
+
+async def until(pilot, cond, timeout: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not cond():
+        if loop.time() > end:
+            raise AssertionError("condition not met in time")
+        await pilot.pause(0.02)
+
+
+def loads(world, model: str) -> list:
+    return [e for e in world.load_log if e.action == "load" and e.model.split(":")[0] == model]
+
+
+def unloads(world, model: str) -> list:
+    return [e for e in world.load_log if e.action in ("unload", "expire") and e.model.split(":")[0] == model]
+
+
+def build(sim, store, make_engine, **overrides):
+    orch, rec = make_engine(**overrides)
+    app = make_app(orch.settings, orch.backend, orch.probe, store, sim.clock, orchestrator=orch)
+    return app, orch, rec
+
+
+async def test_p_pauses_so_no_new_student_starts_and_p_resumes(sim, store, make_engine):
+    app, orch, rec = build(sim, store, make_engine, session={"max_cycles": 2})
+    async with app.run_test(size=(160, 50)) as pilot:
+        await until(pilot, lambda: orch.current == "rh-alpha")
+        await pilot.press("p")
+        assert orch.state == "paused"
+        await until(pilot, lambda: orch.current is None)  # the running one finishes
+        started = len(rec.of(ev.StudentStarted))
+        await pilot.pause(1.0)  # 50 simulated seconds: beta would have started by now
+        assert len(rec.of(ev.StudentStarted)) == started and loads(sim.world, "rh-beta") == []
+        await pilot.press("p")
+        assert orch.state == "running"
+        await until(pilot, lambda: loads(sim.world, "rh-beta"))
+        orch.request_stop()
+        await until(pilot, lambda: orch.state == "finished")
+
+
+async def test_s_cancels_the_running_generation_and_the_simulator_sees_an_unload(sim, store, make_engine):
+    app, orch, rec = build(sim, store, make_engine)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await until(pilot, lambda: orch.current == "rh-alpha" and sim.world.is_loaded("rh-alpha"))
+        await until(pilot, lambda: any(isinstance(e, ev.StudentPhaseChanged) and e.phase == "running" for e in rec.events))
+        await pilot.press("s")
+        await until(pilot, lambda: rec.of(ev.StudentFinished))
+        run = rec.of(ev.StudentFinished)[0].run
+        assert run.student == "rh-alpha" and run.status == "skipped" and run.reason == "skipped by user"
+        assert unloads(sim.world, "rh-alpha")
+        orch.request_stop()
+        await until(pilot, lambda: orch.state == "finished")
+
+
+async def test_space_disables_the_student_under_the_cursor_and_the_next_cycle_skips_it(sim, store, make_engine):
+    app, orch, rec = build(sim, store, make_engine, session={"max_cycles": 2})
+    async with app.run_test(size=(160, 50)) as pilot:
+        await until(pilot, lambda: orch.current == "rh-alpha")
+        table = app.screen.query_one("StudentQueue")
+        table.focus()
+        table.move_cursor(row=2)  # rh-gamma
+        assert table.cursor_student == "rh-gamma"
+        await pilot.press("space")
+        assert orch.enabled["rh-gamma"] is False
+        await until(pilot, lambda: orch.state == "finished", timeout=60)
+    runs = [r for r in await store.runs(session_id=orch.session_id) if r.student == "rh-gamma"]
+    # "for the next cycles": this cycle's plan stands, the next one skips it and never loads it
+    assert [r.cycle for r in runs] == [1, 2]
+    assert runs[1].status == "skipped" and "disabled" in runs[1].reason
+    assert len(loads(sim.world, "rh-gamma")) == (1 if runs[0].status == "ok" else 0)
+
+
+async def test_e_unloads_everything_and_pauses_and_r_resumes(sim, store, make_engine):
+    app, orch, rec = build(sim, store, make_engine, session={"max_cycles": 2})
+    async with app.run_test(size=(160, 50)) as pilot:
+        await until(pilot, lambda: orch.current == "rh-alpha" and sim.world.is_loaded("rh-alpha"))
+        await pilot.press("e")
+        await until(pilot, lambda: orch.state == "emergency" and orch.current is None and not sim.world.loaded_names())
+        assert rec.of(ev.EmergencyStop)
+        await pilot.pause(0.5)
+        assert sim.world.loaded_names() == [] and orch.state == "emergency"  # stays put: no auto-resume after a key
+        await pilot.press("r")
+        assert orch.state == "running"
+        await until(pilot, lambda: loads(sim.world, "rh-beta"))
+        orch.request_stop()
+        await until(pilot, lambda: orch.state == "finished")
+    alpha = [r for r in await store.runs(session_id=orch.session_id) if r.student == "rh-alpha"][0]
+    assert alpha.status == "emergency"
+
+
+@pytest.mark.parametrize("sim_speed", [5.0])  # a proposal takes ~6 s: still running when y is pressed
+async def test_q_while_running_asks_then_exits_cleanly_with_the_run_aborted(sim, store, make_engine):
+    app, orch, rec = build(sim, store, make_engine, budget={"timeout_s": 60})
+    async with app.run_test(size=(160, 50)) as pilot:
+        await until(pilot, lambda: orch.current == "rh-alpha" and sim.world.is_loaded("rh-alpha"))
+        await pilot.press("q")
+        await pilot.pause(0.1)
+        assert type(app.screen).__name__ == "ConfirmQuit"
+        await pilot.press("y")
+        await until(pilot, lambda: orch.state == "finished")
+        await until(pilot, lambda: not app.is_running, timeout=10)
+    runs = await store.runs(session_id=orch.session_id)
+    assert [r.status for r in runs] == ["aborted"]
+    assert sim.world.loaded_names() == []
+    assert (await store.get_session(orch.session_id)).ended_at is not None
