@@ -23,7 +23,7 @@ from rhtui.engine.backend import BackendError, BackendUnreachable, ModelInfo, Ol
 from rhtui.engine.config import ConfigError, Settings, default_config_path, load_settings, value_sources
 from rhtui.engine.modelfile import full_tag
 from rhtui.models_cli import Student, command_prefix, load_students, model_state
-from rhtui.ui_sanitize import sanitize, sanitize_line
+from rhtui.ui_text import one_line as sanitize_line, sanitize
 
 Verdict = Literal["OK", "WARN", "FAIL", "SKIP"]
 _STYLE = {"OK": "bold green", "WARN": "bold yellow", "FAIL": "bold red", "SKIP": "dim"}

@@ -18,7 +18,7 @@ from rich.text import Text
 from rhtui.engine import events as ev
 from rhtui.engine.eventlog import format_event
 from rhtui.engine.orchestrator import Orchestrator
-from rhtui.ui_sanitize import sanitize_line
+from rhtui.ui_text import one_line
 
 STYLES = {"debug": "dim", "info": "", "warning": "yellow", "error": "red", "critical": "bold white on red"}
 
@@ -39,7 +39,7 @@ class LinePrinter:
             return
         stamp = time.strftime("%H:%M:%S", time.localtime())
         out = Text(f"{stamp} {level.upper():8} ", style="dim")
-        out.append(sanitize_line(text), style=STYLES.get(level, ""))
+        out.append(one_line(text), style=STYLES.get(level, ""))
         self.console.print(out, soft_wrap=True)
 
 

@@ -44,7 +44,7 @@ from rhtui.engine.modelfile import (
     to_create_request,
     wire_request,
 )
-from rhtui.ui_sanitize import sanitize, sanitize_line
+from rhtui.ui_text import one_line as sanitize_line, sanitize
 
 models_app = typer.Typer(
     name="models",
