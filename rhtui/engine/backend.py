@@ -57,6 +57,7 @@ class ModelMissing(BackendError):
 class OutOfMemory(BackendError):
     def __init__(self, model: str, detail: str) -> None:
         self.model = model
+        self.detail = detail
         super().__init__(f"Ollama ran out of memory loading {model!r}: {detail}")
 
 

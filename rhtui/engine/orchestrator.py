@@ -25,6 +25,7 @@ from rhtui.engine.backend import (
     LlmBackend,
     ModelMissing,
     OutOfMemory,
+    StreamBroken,
 )
 from rhtui.engine.budget import BudgetGuard
 from rhtui.engine.clock import Clock
@@ -39,9 +40,14 @@ from rhtui.engine.store import Store
 PROPOSAL_CAP_CHARS = 200_000
 PROGRESS_EVERY_S = 0.25  # real seconds between TokensProgress events
 FAILED = ("timeout", "error", "aborted", "emergency")
-UNLOAD_WAIT_POLLS, UNLOAD_POLL_S = 100, 0.05  # wait up to 5 s (real) for an unload to free the memory
-TREND_WINDOW_S = 180.0
-IDLE_RETRY_S = 15.0  # engine-clock seconds to wait after a cycle in which no student could run  # engine-clock seconds of samples the VRAM trend is fitted on
+# After an unload, wait up to UNLOAD_WAIT_S (engine clock) for Ollama to free the memory, polling
+# every UNLOAD_POLL_S (real) at most. On the engine clock, so that at the simulator's high speeds a
+# card that never shows the memory freed (another process took it meanwhile) cannot hold a run
+# for a thousand simulated seconds.
+UNLOAD_WAIT_S, UNLOAD_POLL_S = 5.0, 0.05
+TREND_WINDOW_S = 180.0  # engine-clock seconds of samples the VRAM trend is fitted on
+IDLE_RETRY_S = 15.0  # engine-clock seconds to wait after a cycle in which no student could run
+BACKEND_RETRY_S = (1.0, 10.0)  # engine-clock seconds between tries while Ollama is down: first, most
 
 
 class _Cancelled(Exception):
@@ -101,6 +107,7 @@ class Orchestrator:
         self._gen_task: asyncio.Task | None = None
         self._cancel: _Cancelled | None = None
         self._emergency_manual = False
+        self._paused_before_emergency = False
         self._calm_since: float | None = None
         self._last_zone = "ok"
         self._sample_lock = asyncio.Lock()
@@ -118,7 +125,8 @@ class Orchestrator:
         line = format_event(event)
         if line is not None:
             level, text = line
-            self._spawn(self.store.add_event(self.session_id, event.ts, type(event).__name__, level, text, None))
+            self._spawn(self.store.add_event(self.session_id, event.ts, type(event).__name__, level, text,
+                                             ev.event_data(event)))
 
     def _spawn(self, coro) -> None:
         task = asyncio.ensure_future(coro)
@@ -247,7 +255,7 @@ class Orchestrator:
     async def _connect(self, initial: bool = True) -> bool:
         """Check the backend. While it is down: at start, keep retrying (the dashboard) or raise
         (headless, retry_backend=False); during a session, always wait for it to come back."""
-        delay = 1.0
+        delay, most = BACKEND_RETRY_S
         while not self._stop.is_set():
             try:
                 self.backend_version = await self.backend.version()
@@ -260,9 +268,21 @@ class Orchestrator:
                 if initial and not self.retry_backend:
                     raise
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), delay)
-            delay = min(delay * 2, 10.0)
+                # engine-clock seconds, like every other wait: at the simulator's 300x a 1 s real
+                # wait would miss 300 s of the session after Ollama is back
+                await asyncio.wait_for(self._stop.wait(), max(0.005, delay / self.clock.speed))
+            delay = min(delay * 2, most)
         return False
+
+    async def _reachable(self) -> bool:
+        """Does Ollama still answer at all? (Any answer, even an error, counts.)"""
+        try:
+            await self.backend.version()
+        except BackendUnreachable:
+            return False
+        except BackendError:
+            pass
+        return True
 
     async def _learn(self) -> None:
         """Learned profiles from every past session; model sizes and missing models from Ollama."""
@@ -416,8 +436,7 @@ class Orchestrator:
             await asyncio.wait_for(asyncio.shield(self._gen_task), timeout_s / self.clock.speed)
         except asyncio.TimeoutError:
             self._gen_task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._gen_task
+            await asyncio.wait({self._gen_task})  # let it finish cancelling; a cancel of run() itself still propagates
             status, reason = "timeout", f"no complete proposal within {timeout_s:.0f} s"
         except asyncio.CancelledError:
             if self._cancel is None:  # the orchestrator itself is being cancelled
@@ -428,12 +447,24 @@ class Orchestrator:
             status, reason, error = "error", f"model missing; fix: `{exc.fix}`", str(exc)
             self._missing[c.name] = str(exc)
         except OutOfMemory as exc:
-            status, reason, error = "error", "Ollama ran out of memory loading it", str(exc)
+            status, error = "error", str(exc)
+            reason = (
+                f"Ollama ran out of memory loading it ({exc.detail}); free RAM or VRAM, or lower its "
+                f"num_ctx in {c.name}'s Modelfile; it is tried again next cycle"
+            )
         except BackendUnreachable as exc:
-            status, reason, error = "error", "backend went down during the run", str(exc)
+            status, reason, error = "error", _BACKEND_LOST, str(exc)
             backend_lost = True
         except BackendError as exc:
-            status, reason, error = "error", str(exc), str(exc)
+            status, error = "error", str(exc)
+            # A stream cut mid-way may be Ollama itself going away: ask it, so the run is charged
+            # to the outage (BackendDown, wait) instead of the next student failing on a dead host.
+            if not await self._reachable():
+                reason, backend_lost = _BACKEND_LOST, True
+            elif isinstance(exc, StreamBroken):
+                reason = f"{exc}; the partial proposal is discarded and {c.name} is tried again next cycle"
+            else:
+                reason = f"{exc}; {c.name} is tried again next cycle (if it repeats, see Ollama's server log)"
         finally:
             self._gen_task = None
         if status != "ok" or self.settings.keep_alive_s == 0:
@@ -530,24 +561,34 @@ class Orchestrator:
         try:
             await self.backend.unload(model)
             names = (model, f"{model}:latest")
-            for _ in range(UNLOAD_WAIT_POLLS):
-                if not any(m.name in names for m in await self.backend.ps()):
+            deadline = self.clock.monotonic() + UNLOAD_WAIT_S
+            while any(m.name in names for m in await self.backend.ps()):
+                if self.clock.monotonic() >= deadline:
+                    self.log("warning", f"{model} is still listed by Ollama after unload")
                     return
-                await asyncio.sleep(UNLOAD_POLL_S)
-            self.log("warning", f"{model} is still listed by Ollama after unload")
+                await asyncio.sleep(self._unload_poll_s())
         except BackendError as exc:
             self.log("warning", f"could not unload {model}: {exc}")
 
     async def _wait_freed(self, loaded_used: float | None, model_mb: float | None) -> None:
-        """After an unload, wait (up to 5 s real) until the card shows the memory released, so the
-        next admit sees it free and the VRAM trend is not fooled by memory still being freed."""
+        """After an unload, wait (up to UNLOAD_WAIT_S on the engine clock) until the card shows the
+        memory released, so the next admit sees it free and the VRAM trend is not fooled by memory
+        still being freed. It may never show: the reading before was capped at the card's size, or
+        another process took the memory meanwhile; the bound is what ends the wait then."""
         if loaded_used is None or not model_mb:
             return
-        for _ in range(UNLOAD_WAIT_POLLS):
+        deadline = self.clock.monotonic() + UNLOAD_WAIT_S
+        while True:
             snap = await self._fresh_snapshot()
             if snap.vram_used_mb is None or snap.vram_used_mb <= loaded_used - 0.8 * model_mb:
                 return
-            await asyncio.sleep(UNLOAD_POLL_S)
+            if self.clock.monotonic() >= deadline:
+                return
+            await asyncio.sleep(self._unload_poll_s())
+
+    def _unload_poll_s(self) -> float:
+        """Real seconds between polls while waiting for an unload: a tenth of the wait, at most 50 ms."""
+        return max(0.001, min(UNLOAD_POLL_S, UNLOAD_WAIT_S / self.clock.speed / 10))
 
     async def _unload_students(self) -> None:
         """Unload every student model Ollama holds (emergency, shutdown)."""
@@ -591,9 +632,9 @@ class Orchestrator:
                 self.emit(ev.HardwareSampled(ts=snap.ts, snapshot=snap, vram_source="probe" if self.probe.has_vram else "ollama-ps"))
                 await self._watch_budget(snap)
                 ticks += 1
-                if ticks % 5 == 0:
+                await self._take_controls()  # keys from `rhtui watch`, within a second
+                if ticks % 2 == 0:  # samples reach the database (and a watcher) every two ticks
                     await self.store.flush()
-                    await self._take_controls()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a bad sample must not end the session
@@ -610,7 +651,9 @@ class Orchestrator:
                 now = self.clock.monotonic()
                 self._calm_since = self._calm_since if self._calm_since is not None else now
                 if now - self._calm_since >= self.settings.budget.cooldown_s:
-                    self._leave_emergency(f"VRAM back under the limit for {self.settings.budget.cooldown_s:.0f} s")
+                    self._leave_emergency(
+                        f"VRAM back under the limit for {self.settings.budget.cooldown_s:.0f} s", by_user=False
+                    )
             else:
                 self._calm_since = None
             return
@@ -628,6 +671,7 @@ class Orchestrator:
     async def _enter_emergency(self, reason: str, snap: HardwareSnapshot | None) -> None:
         if self.state in ("emergency", "stopping", "finished"):
             return
+        self._paused_before_emergency = self.state == "paused"
         self._runnable.clear()
         self._set_state("emergency", reason)
         self._calm_since = None
@@ -637,11 +681,15 @@ class Orchestrator:
             self._cancel_current("emergency", reason)
         await self._unload_students()
 
-    def _leave_emergency(self, reason: str) -> None:
+    def _leave_emergency(self, reason: str, *, by_user: bool = True) -> None:
         self._emergency_manual = False
         self._calm_since = None
         self._last_zone = "ok"
         self.emit(ev.EmergencyCleared(ts=self.clock.now(), reason=reason))
+        if self._paused_before_emergency and not by_user:
+            # the cooldown ends the emergency, not the user's pause: only resume() does that
+            self._set_state("paused", f"{reason}; still paused by user")
+            return
         self._runnable.set()
         self._set_state("running", reason)
 
@@ -679,6 +727,9 @@ class Orchestrator:
             with contextlib.suppress(Exception):
                 await self.store.flush()
         self._set_state("finished", reason)
+
+
+_BACKEND_LOST = "Ollama went down during the run; the engine waits for it to come back, then goes on"
 
 
 def _integrate(samples: list[tuple[float, float]] | None) -> float | None:
