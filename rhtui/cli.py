@@ -211,6 +211,51 @@ def sim(
         pass
 
 
+# -- watch ---------------------------------------------------------------------------------
+
+
+@app.command()
+def watch(
+    ctx: typer.Context,
+    session: Annotated[Optional[str], typer.Option(help="Session name (default: the latest session).")] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="Watch a session of the simulator's database.")] = False,
+) -> None:
+    """Open the dashboard on a session another rhtui process is running; its keys reach that
+    process through the database."""
+    settings: Settings = ctx.obj.settings()
+    raise typer.Exit(asyncio.run(_watch(settings, _db_for(settings, demo), session)))
+
+
+async def _watch(settings: Settings, db: Path, session: str | None) -> int:
+    from rhtui.app import make_app
+    from rhtui.engine.clock import SystemClock
+    from rhtui.engine.follower import NoSession, RemoteSession
+    from rhtui.engine.store import Store, StoreError
+
+    err = make_console(stderr=True)
+    if not db.exists():
+        err.print(Text(f"rhtui: no database at {db}: no session has run yet"))
+        return 1
+    try:
+        store = await Store.open(db)
+    except StoreError as exc:
+        err.print(Text(f"rhtui: {exc}"))
+        return 1
+    try:
+        clock = SystemClock()
+        remote = RemoteSession(store, clock, session_name=session)
+        try:
+            await remote.find_session()
+        except NoSession as exc:
+            err.print(Text(f"rhtui: {exc} ({db})"))
+            return 1
+        tui = make_app(settings, None, None, store, clock, orchestrator=remote)
+        await tui.run_async()
+        return int(tui.return_code or 0)
+    finally:
+        await store.close()
+
+
 # -- report / export -----------------------------------------------------------------------
 
 

@@ -201,3 +201,56 @@ class EventBus:
             except Exception as exc:  # a broken face must not stop the engine
                 if not isinstance(event, LogMessage):
                     self.emit(LogMessage(ts=event.ts, level="error", text=f"event listener failed: {exc!r}"))
+
+
+# -- the events table: what a follower (`rhtui watch`) rebuilds the stream from ----------------
+
+_BY_NAME: dict[str, type[Event]] = {}
+
+
+def _register() -> None:
+    for obj in list(globals().values()):
+        if isinstance(obj, type) and issubclass(obj, Event) and obj is not Event:
+            _BY_NAME[obj.__name__] = obj
+
+
+def event_data(event: Event) -> dict:
+    """The event's fields as JSON-safe data; a run is stored as its id (the row holds the rest)."""
+    from dataclasses import fields
+
+    out: dict = {}
+    for f in fields(event):
+        value = getattr(event, f.name)
+        if isinstance(value, RunRecord):
+            out["run_id"] = value.id
+        elif isinstance(value, HardwareSnapshot):
+            continue  # samples live in hardware_snapshots
+        elif isinstance(value, tuple):
+            out[f.name] = [list(v) if isinstance(v, tuple) else v for v in value]
+        else:
+            out[f.name] = value
+    return out
+
+
+def event_from_data(kind: str, data: dict, run: RunRecord | None = None) -> Event | None:
+    """Rebuild a stored event (None for kinds this version does not know or cannot rebuild)."""
+    if not _BY_NAME:
+        _register()
+    cls = _BY_NAME.get(kind)
+    if cls is None or cls is HardwareSampled:
+        return None
+    data = dict(data)
+    if "run_id" in data:
+        if run is None:
+            return None
+        data.pop("run_id")
+        data["run"] = run
+    try:
+        if cls is CycleFinished:
+            data["skipped"] = tuple(tuple(x) for x in data.get("skipped", ()))
+        for key in ("order", "completed", "failed", "students"):
+            if key in data and isinstance(data[key], list):
+                data[key] = tuple(data[key])
+        return cls(**data)
+    except TypeError:
+        return None

@@ -420,6 +420,22 @@ class Store:
             out.setdefault(run.student, []).append(run)
         return out
 
+    async def get_run(self, run_id: int) -> RunRecord | None:
+        """One run by its id (a follower rebuilding StudentFinished)."""
+        row = await self._one(f"SELECT {_RUN_SELECT} FROM student_runs WHERE id = ?", (run_id,))
+        return RunRecord(*row) if row else None
+
+    async def latest_snapshot(self, session_id: int, after_ts: float | None = None) -> HardwareSnapshot | None:
+        """The newest stored hardware sample of a session (newer than `after_ts`, if given)."""
+        cols = ", ".join(c for c in _SNAPSHOT_COLUMNS if c != "session_id")
+        row = await self._one(
+            f"SELECT {cols} FROM hardware_snapshots WHERE session_id = ? AND ts > ? ORDER BY ts DESC LIMIT 1",
+            (session_id, after_ts if after_ts is not None else float("-inf")))
+        if row is None:
+            return None
+        names = [c for c in _SNAPSHOT_COLUMNS if c != "session_id"]
+        return HardwareSnapshot(**dict(zip(names, row)))
+
     async def proposals(self, session_id: int | None = None, session_name: str | None = None) -> list[RunRecord]:
         """The ok runs that produced text, oldest first (every session when neither is given)."""
         where, params = _session_filter(session_id, session_name)
