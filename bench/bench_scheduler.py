@@ -25,6 +25,7 @@ from rhtui.engine.config import BudgetPolicy, SessionOptions
 from rhtui.engine.hardware import HardwareSnapshot
 from rhtui.engine.records import RunRecord
 from rhtui.engine.scheduler import AdaptiveScheduler, Candidate, profiles_from_history
+from rhtui.sim.reference import MEASURED
 
 RESULTS = Path(__file__).resolve().parent / "results" / "scheduler.md"
 COMMAND = ".venv/bin/python -m bench.bench_scheduler"
@@ -32,14 +33,7 @@ TOTAL_MB = 12282.0
 BASELINE_MB = 900.0
 N_RUNS = 10_000
 TARGET_US = 1000.0
-REF = {  # resident MB, seconds per proposal, tokens
-    "rh-alpha": (3847.0, 28.5, 2847),
-    "rh-beta": (4389.0, 31.2, 3156),
-    "rh-gamma": (4401.0, 22.1, 2200),
-    "rh-delta": (3821.0, 29.3, 2900),
-    "rh-epsilon": (4098.0, 33.5, 3300),
-    "rh-zeta": (5012.0, 38.9, 3800),
-}
+REF = MEASURED  # resident MB, seconds per proposal, tokens
 STATUSES = ["ok"] * 93 + ["timeout"] * 3 + ["skipped"] * 2 + ["error", "aborted"]
 
 

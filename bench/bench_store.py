@@ -39,6 +39,7 @@ import aiosqlite
 from rhtui.engine.hardware import HardwareSnapshot
 from rhtui.engine.records import RunRecord
 from rhtui.engine.store import SCHEMA_VERSION, Store
+from rhtui.sim.reference import MEASURED
 
 RESULTS = Path(__file__).resolve().parent / "results" / "store.md"
 COMMAND = ".venv/bin/python -m bench.bench_store"
@@ -49,14 +50,7 @@ UNBATCHED_ROWS = 2_000
 N_RUNS = 10_000
 TARGET_ROWS_S = 10_000
 TARGET_TIMELINE_MS = 30.0
-REF = {  # resident MB, seconds per proposal, tokens (the RTX 4070 Super reference)
-    "rh-alpha": (3847.0, 28.5, 2847),
-    "rh-beta": (4389.0, 31.2, 3156),
-    "rh-gamma": (4401.0, 22.1, 2200),
-    "rh-delta": (3821.0, 29.3, 2900),
-    "rh-epsilon": (4098.0, 33.5, 3300),
-    "rh-zeta": (5012.0, 38.9, 3800),
-}
+REF = MEASURED  # resident MB, seconds per proposal, tokens
 PROSE = "Consider the zeros of the zeta function on the critical line and the explicit formula. "
 STATUSES = ["ok"] * 93 + ["timeout"] * 3 + ["skipped"] * 2 + ["error", "aborted"]
 

@@ -27,17 +27,11 @@ from rhtui.engine.scheduler import (
     profiles_from_history,
     trend_mb_per_min,
 )
+from rhtui.sim.reference import MEASURED
 
 TOTAL = 12282.0
 BASELINE = 900.0
-REF = {  # resident MB, seconds per proposal, tokens
-    "rh-alpha": (3847.0, 28.5, 2847),
-    "rh-beta": (4389.0, 31.2, 3156),
-    "rh-gamma": (4401.0, 22.1, 2200),
-    "rh-delta": (3821.0, 29.3, 2900),
-    "rh-epsilon": (4098.0, 33.5, 3300),
-    "rh-zeta": (5012.0, 38.9, 3800),
-}
+REF = MEASURED  # resident MB, seconds per proposal, tokens
 NAMES = list(REF)
 SKIP_KINDS = {"budget", "trend", "time", "disabled", "unknown"}
 
