@@ -101,7 +101,9 @@ async def main(speed: float, hours: float, scenario: str) -> str:
         f"- cycles: {len(cycles)} ({len(ratios)} complete), runs: {len(runs)} {statuses}; skips by kind: {skip_kinds}",
         f"- cycle time / sum of the students' load + generation time: median {statistics.median(ratios):.3f}, "
         f"min {min(ratios):.3f}, max {max(ratios):.3f}" if ratios else "- no complete cycle",
-        f"- overhead per student (unload, measurement, gaps): median {statistics.median(gaps):.2f} simulated s"
+        f"- overhead per student (unload, measurement, gaps): median {statistics.median(gaps):.2f} simulated s "
+        f"= {1000 * statistics.median(gaps) / speed:.1f} ms of real time (HTTP round trips and polls, "
+        f"multiplied by the speed factor in simulated time)"
         if gaps else "",
         f"- mean cycle: {statistics.mean(c.seconds for c in cycles):.1f} simulated s, "
         f"{statistics.mean(c.tokens for c in cycles):.0f} tokens" if cycles else "",
