@@ -1,0 +1,525 @@
+"""The app shell: hosts the engine in a worker, turns its events into messages, binds the keys.
+
+`make_app(...)` builds the app for the CLI and for the tests. Data flows one way:
+
+    Orchestrator.bus --listener--> EngineEvent message (HardwareUpdate / TokensUpdate collapse)
+        --> UiModel.apply (plain state, versioned per area)
+        --> the current view's `sync` (only widgets whose area changed)
+
+Keys go the other way, as plain calls on the orchestrator (pause, resume,
+skip_current, set_enabled, emergency_stop, clear_emergency, request_stop). The
+app holds no engine logic; widgets never see the store or the backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
+
+from textual import on
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.screen import ModalScreen, Screen
+from textual.worker import Worker, WorkerState
+
+from rhtui.engine import events as ev
+from rhtui.engine.events import EventBus
+from rhtui.engine.records import StudentStats
+from rhtui.screens.base import RhtuiScreen
+from rhtui.screens.charts import ChartsScreen
+from rhtui.screens.confirm_quit import ConfirmQuit
+from rhtui.screens.dashboard import DashboardScreen
+from rhtui.screens.help import HelpScreen, rows_from_bindings
+from rhtui.screens.history import HistoryScreen
+from rhtui.screens.proposals import ProposalsScreen
+from rhtui.ui_model import Budget, UiModel
+from rhtui.widgets.cycle_chart import CycleTokens
+from rhtui.widgets.student_chart import StudentBars
+from rhtui.widgets.vram_chart import VramSeries
+
+VIEWS = ("dashboard", "charts", "proposals", "history")
+FRIENDLY_NAMES = {"StudentQueue": "Student table", "RunsTable": "Runs table", "ProposalList": "Proposal list"}
+QUIT_TIMEOUT_S = 60.0
+"""How long a graceful quit waits for the engine to cancel, unload and flush before giving up."""
+
+
+# -- messages ----------------------------------------------------------------------
+
+
+class EngineEvent(Message):
+    """An engine event, delivered on the app's message queue."""
+
+    def __init__(self, event: ev.Event) -> None:
+        super().__init__()
+        self.event = event
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({type(self.event).__name__})"
+
+
+class HardwareUpdate(EngineEvent):
+    """A hardware sample; a burst collapses into the latest (`can_replace`)."""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, HardwareUpdate)
+
+
+class TokensUpdate(EngineEvent):
+    """Token progress of one student; a burst collapses into the latest."""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, TokensUpdate) and message.event.student == self.event.student  # type: ignore[attr-defined]
+
+
+def engine_message(event: ev.Event) -> EngineEvent:
+    if isinstance(event, ev.HardwareSampled):
+        return HardwareUpdate(event)
+    if isinstance(event, ev.TokensProgress):
+        return TokensUpdate(event)
+    return EngineEvent(event)
+
+
+# -- the app -------------------------------------------------------------------------
+
+
+class RhtuiApp(App[int]):
+    """The rhtui dashboard. Build it with `make_app`."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "rhtui"
+    MODES: ClassVar[dict[str, Any]] = {
+        "dashboard": DashboardScreen,
+        "charts": ChartsScreen,
+        "proposals": ProposalsScreen,
+        "history": HistoryScreen,
+    }
+    DEFAULT_MODE = "dashboard"
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (120, "-wide")]
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (36, "-tall")]
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("p", "toggle_pause", "Pause", id="pause",
+                tooltip="Pause (no new student starts; the running one finishes) or resume"),
+        Binding("s", "skip", "Skip", id="skip",
+                tooltip="Skip the running student: cancel its stream, unload it, record it skipped"),
+        Binding("e", "emergency_stop", "E-stop", id="emergency_stop",
+                tooltip="Emergency stop: abort the generation, unload every model, pause"),
+        Binding("r", "clear_emergency", "Resume", id="clear_emergency",
+                tooltip="Resume after an emergency stop"),
+        Binding("question_mark,f1", "help", "Help", id="help",
+                tooltip="Show every key and what it does"),
+        Binding("q", "quit", "Quit", id="quit",
+                tooltip="Quit gracefully: cancel, unload, save (asks first while a student runs)"),
+        Binding("ctrl+q", "quit", "Quit", id="ctrl_quit", show=False, priority=True,
+                tooltip="Quit gracefully (as q)"),
+    ]
+
+    def __init__(
+        self,
+        *,
+        settings: Any,
+        clock: Any,
+        orchestrator: Any | None = None,
+        start_engine: bool = True,
+        backend: Any | None = None,
+        probe: Any | None = None,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.clock = clock
+        self.orchestrator = orchestrator
+        self.start_engine = start_engine and orchestrator is not None
+        self.backend = backend
+        self.probe = probe
+        self.bus: EventBus = getattr(orchestrator, "bus", None) or EventBus()
+        b = settings.budget
+        self.model = UiModel(
+            session_name=settings.session.name,
+            host=getattr(backend, "host", None) or settings.ollama_host,
+            students=[(s.name, s.tag, s.enabled) for s in settings.students],
+            duration_s=settings.session.duration_min * 60.0,
+            budget=Budget(
+                reserve_mb=b.reserve_mb,
+                max_fraction=b.max_fraction,
+                emergency_fraction=b.emergency_fraction,
+                timeout_s=b.timeout_s,
+                cooldown_s=b.cooldown_s,
+            ),
+            sample_interval_s=settings.sample_interval_s,
+        )
+        self.quitting = False
+        self._engine_worker: Worker | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._flush_pending = False
+        self._binding_sig: tuple = ()
+        self.events_seen = 0
+
+    # -- life cycle --------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self._unsubscribe = self.bus.subscribe(self.engine_event)
+        self._pull_orchestrator_state()
+        self.set_interval(1.0, self._tick, name="clock")
+        self._tick()
+        if self.start_engine:
+            self._engine_worker = self.run_worker(
+                self._run_engine, name="engine", group="engine", exclusive=True, exit_on_error=False
+            )
+
+    def on_unmount(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    async def _run_engine(self) -> None:
+        await self.orchestrator.run()
+
+    @property
+    def engine_running(self) -> bool:
+        w = self._engine_worker
+        return w is not None and w.state in (WorkerState.PENDING, WorkerState.RUNNING)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker is not self._engine_worker:
+            return
+        if event.state == WorkerState.ERROR:
+            err = event.worker.error
+            self.model.engine_failed(self.clock.now(), f"{type(err).__name__}: {err}")
+            self._schedule_flush()
+        if event.state in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
+            if self.model.state not in ("finished",) and self.model.finished is None and not self.model.engine_error:
+                self.model.state = "finished"
+                self.model.bump("status", "banner")
+            self.refresh_bindings()
+            if self.quitting:
+                self.exit(1 if self.model.engine_error else 0)
+            else:
+                self._schedule_flush()
+
+    # -- engine events in ----------------------------------------------------------
+
+    def engine_event(self, event: ev.Event) -> None:
+        """Feed one engine event (the bus listener; tests call it directly). Thread-safe."""
+        self.post_message(engine_message(event))
+
+    def apply_events(self, events: Iterable[ev.Event]) -> None:
+        """Fold events into the state at once, without collapsing any (seeding tests and replays)."""
+        for event in events:
+            self.model.apply(event)
+        self._pull_profiles()
+        self._schedule_flush()
+
+    @on(EngineEvent)
+    def _handle_engine_event(self, message: EngineEvent) -> None:
+        self.events_seen += 1
+        event = message.event
+        self.model.apply(event)
+        if isinstance(event, (ev.SessionStarted, ev.CycleStarted, ev.StudentFinished)):
+            self._pull_profiles()
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_pending:
+            self._flush_pending = True
+            self.call_later(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        for screen in self._visible_views():
+            screen.sync(self.model)
+        m = self.model
+        # only what check_action looks at: a changed footer is recomposed, which is not free
+        sig = (m.current is None, m.emergency is None, m.finished is None, m.engine_error is None, self.quitting)
+        if sig != self._binding_sig:
+            self._binding_sig = sig
+            self.refresh_bindings()
+
+    def _visible_views(self) -> list[RhtuiScreen]:
+        try:
+            stack = self.screen_stack
+        except Exception:
+            return []
+        for screen in reversed(stack):
+            if isinstance(screen, RhtuiScreen):
+                return [screen]
+            if not isinstance(screen, ModalScreen):
+                break
+        return []
+
+    def sync_screen(self, screen: RhtuiScreen) -> None:
+        """A view was shown or mounted: bring it up to date now."""
+        screen.sync(self.model)
+
+    def _tick(self) -> None:
+        before = self.model.versions["status"]
+        self.model.set_now(self.clock.now())
+        if self.model.versions["status"] != before:
+            self._schedule_flush()
+
+    # -- what the engine may share beyond events (duck-typed, optional) ----------------
+
+    def _pull_orchestrator_state(self) -> None:
+        orch = self.orchestrator
+        if orch is None:
+            return
+        enabled = getattr(orch, "enabled", None)
+        if isinstance(enabled, dict):
+            for name, on in enabled.items():
+                self.model.set_enabled(name, bool(on))
+        self._pull_profiles()
+
+    def _pull_profiles(self) -> None:
+        profiles = getattr(self.orchestrator, "latest_profiles", None) if self.orchestrator else None
+        if not isinstance(profiles, dict) or not profiles:
+            return
+        stats = {}
+        for name, p in profiles.items():
+            s = to_student_stats(name, p)
+            if s is not None:
+                stats[name] = s
+        self.model.set_profiles(stats)
+
+    def seed_profiles(self, profiles: dict[str, StudentStats]) -> None:
+        """Learned profiles known before any run (tests, or a CLI that read them from the store)."""
+        self.model.set_profiles(profiles)
+        self._schedule_flush()
+
+    # -- data for the charts (plain tuples) -------------------------------------------
+
+    def vram_series(self) -> VramSeries:
+        m = self.model
+        xs, ys = m.timeline.points()
+        total = m.timeline.total_mb or (m.snapshot.vram_total_mb if m.snapshot else None)
+        return VramSeries(
+            minutes=tuple(xs), used_mb=tuple(ys), total_mb=total, reserve_mb=m.budget.reserve_mb,
+            max_fraction=m.budget.max_fraction, emergency_fraction=m.budget.emergency_fraction,
+            span_min=m.timeline.span_min,
+        )
+
+    def student_bars(self, metric: str) -> StudentBars:
+        names, values = [], []
+        for r in self.model.students.values():
+            s = r.session_stats()
+            v = s.tok_per_s_mean if metric == "tps" else s.seconds_mean
+            if v is not None:
+                names.append(r.name)
+                values.append(v)
+        return StudentBars(tuple(names), tuple(values))
+
+    def cycle_tokens(self) -> CycleTokens:
+        items = list(self.model.cycle_tokens)
+        return CycleTokens(tuple(c for c, _ in items), tuple(t for _, t in items))
+
+    # -- actions -------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        m = self.model
+        live = self.orchestrator is not None and m.finished is None and not m.engine_error and not self.quitting
+        if action == "clear_emergency":
+            return True if (live and m.emergency is not None) else False
+        if action == "skip":
+            return True if (live and m.current is not None) else None
+        if action in ("toggle_pause", "emergency_stop"):
+            return True if live else None
+        return True
+
+    def _control(self, what: str, call: Callable[[], object]) -> bool:
+        if self.orchestrator is None:
+            self.notify("The engine is not running here: this view is read-only.", severity="warning")
+            return False
+        try:
+            call()
+        except Exception as exc:  # a control must never crash the dashboard
+            self.notify(f"{what} failed: {exc}", severity="error", markup=False)
+            return False
+        return True
+
+    def action_toggle_pause(self) -> None:
+        orch = self.orchestrator
+        state = getattr(orch, "state", None) or self.model.state
+        # no toast: the state badge and the banner say it (and a toast costs a layout)
+        if state == "paused":
+            self._control("resume", orch.resume)
+        else:
+            self._control("pause", orch.pause)
+
+    def action_skip(self) -> None:
+        student = self.model.current or getattr(self.orchestrator, "current", None)
+        if self._control("skip", self.orchestrator.skip_current):
+            self.notify(f"Skipping {student or 'the running student'}: cancel, unload, record skipped.",
+                        markup=False, timeout=3)
+
+    def action_emergency_stop(self) -> None:
+        # the banner says what happened once the engine reports it
+        self._control("emergency stop", lambda: self.orchestrator.emergency_stop("emergency stop by user"))
+
+    def action_clear_emergency(self) -> None:
+        self._control("resume after emergency", self.orchestrator.clear_emergency)
+
+    def toggle_student(self, student: str) -> None:
+        row = self.model.students.get(student)
+        if row is None:
+            return
+        new = not row.enabled
+        if self._control("enable/disable", lambda: self.orchestrator.set_enabled(student, new)):
+            self.model.set_enabled(student, new)
+            self.notify(f"{student} {'enabled' if new else 'disabled'} from its next turn.", markup=False)
+            self._schedule_flush()
+
+    def action_switch_view(self, view: str) -> None:
+        if view not in VIEWS or self.current_mode == view:
+            return
+        self.switch_mode(view)
+
+    def action_next_view(self) -> None:
+        i = VIEWS.index(self.current_mode) if self.current_mode in VIEWS else 0
+        self.action_switch_view(VIEWS[(i + 1) % len(VIEWS)])
+
+    def action_previous_view(self) -> None:
+        i = VIEWS.index(self.current_mode) if self.current_mode in VIEWS else 0
+        self.action_switch_view(VIEWS[(i - 1) % len(VIEWS)])
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            self.screen.dismiss()
+            return
+        self.push_screen(HelpScreen(self.help_sections()))
+
+    def help_sections(self) -> list[tuple[str, list[tuple[str, str, str]]]]:
+        key = self.get_key_display
+        sections = [
+            ("Session", rows_from_bindings(_bindings(RhtuiApp.BINDINGS), key)),
+            ("Views", rows_from_bindings(_bindings(RhtuiScreen.BINDINGS), key)),
+        ]
+        screen = self._visible_views()
+        if screen:
+            own = screen[0].__class__.__dict__.get("BINDINGS", [])
+            sections.append((f"{screen[0].VIEW.capitalize()}", rows_from_bindings(_bindings(own), key)))
+            focused = screen[0].focused
+            if focused is not None:
+                bindings = [b for bs in focused._bindings.key_to_bindings.values() for b in bs]
+                name = FRIENDLY_NAMES.get(type(focused).__name__, type(focused).__name__)
+                sections.append((f"{name} (focused)", rows_from_bindings(bindings, key)))
+        sections.append(("Anywhere", [("^p", "Command palette", "Every action here, and Theme to change colours")]))
+        return sections
+
+    def action_quit(self) -> None:  # type: ignore[override]
+        if self.quitting:  # second q: do not wait any longer
+            self.exit(1)
+            return
+        if any(isinstance(s, ConfirmQuit) for s in self.screen_stack):
+            return
+        if self.engine_running and self.model.current is not None:
+            self.push_screen(ConfirmQuit(self.model.current), callback=self._confirmed_quit)
+            return
+        self.graceful_quit()
+
+    def _confirmed_quit(self, answer: bool | None) -> None:
+        if answer:
+            self.graceful_quit()
+
+    def graceful_quit(self) -> None:
+        """Ask the engine to stop (cancel, record aborted, unload, flush) and exit when run() returns."""
+        if not self.engine_running:
+            self.exit(1 if self.model.engine_error else 0)
+            return
+        self.quitting = True
+        self._control("stop", self.orchestrator.request_stop)
+        self.model.bump("banner", "status")
+        self._schedule_flush()
+        self.set_timer(QUIT_TIMEOUT_S, self._quit_timed_out, name="quit-timeout")
+
+    def _quit_timed_out(self) -> None:
+        if self.quitting:
+            self.exit(1, message=f"rhtui: the engine did not stop within {QUIT_TIMEOUT_S:.0f} s; quitting anyway.")
+
+    # -- the command palette -----------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        seen: set[str] = set()
+        base = self._visible_views()
+        target = base[0] if base else screen
+        for _key, (_node, binding, enabled, tooltip) in target.active_bindings.items():
+            if not binding.description or binding.system or binding.action in seen or not enabled:
+                continue
+            if binding.action in ("quit", "help"):
+                continue
+            seen.add(binding.action)
+            node = _node
+            yield SystemCommand(
+                binding.description,
+                tooltip or binding.tooltip or binding.description,
+                _runner(self, node, binding.action),
+            )
+        yield SystemCommand("Help", "Show every key and what it does", self.action_help)
+        yield SystemCommand("Quit", "Quit gracefully: cancel, unload, save", self.action_quit)
+        for cmd in super().get_system_commands(screen):
+            if cmd.title not in ("Quit", "Keys"):
+                yield cmd
+
+
+def _runner(app: App, node: Any, action: str) -> Callable[[], Any]:
+    async def run() -> None:
+        await app.run_action(action, node)
+
+    return run
+
+
+def _bindings(spec: Iterable[BindingType]) -> list[Binding]:
+    return list(Binding.make_bindings(spec))
+
+
+def to_student_stats(name: str, p: Any) -> StudentStats | None:
+    """A learned profile from the scheduler (any object with the usual field names) as StudentStats."""
+    if isinstance(p, StudentStats):
+        return p
+
+    def pick(*names: str) -> Any:
+        for n in names:
+            v = getattr(p, n, None)
+            if v is not None:
+                return v
+        return None
+
+    runs = pick("runs", "n_runs", "n")
+    if runs is None:
+        return None
+    return StudentStats(
+        student=name,
+        runs=int(runs),
+        failures=int(pick("failures", "n_failures") or 0),
+        vram_mean_mb=pick("vram_mean_mb", "mean_vram_mb"),
+        vram_p95_mb=pick("vram_p95_mb", "p95_vram_mb"),
+        seconds_mean=pick("seconds_mean", "mean_seconds", "seconds_mean_s"),
+        tokens_mean=pick("tokens_mean", "mean_tokens"),
+        tok_per_s_mean=pick("tok_per_s_mean", "mean_tok_per_s", "tok_s_mean"),
+    )
+
+
+def make_app(
+    settings: Any,
+    backend: Any,
+    probe: Any,
+    store: Any,
+    clock: Any,
+    *,
+    orchestrator: Any | None = None,
+    start_engine: bool = True,
+) -> RhtuiApp:
+    """Build the dashboard. With `start_engine` (the CLI) an Orchestrator is made if none is
+    given and its `run()` becomes the app's "engine" worker; without it (snapshot tests)
+    nothing runs and events are fed with `app.engine_event(event)`."""
+    if orchestrator is None and start_engine:
+        from rhtui.engine.orchestrator import Orchestrator
+
+        orchestrator = Orchestrator(settings, backend, probe, store, clock)
+    return RhtuiApp(
+        settings=settings,
+        clock=clock,
+        orchestrator=orchestrator,
+        start_engine=start_engine,
+        backend=backend,
+        probe=probe,
+    )
+

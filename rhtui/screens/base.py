@@ -1,0 +1,157 @@
+"""What every view shares: the status bar, the banner, the footer, view keys and syncing.
+
+A view screen draws from the app's `UiModel`. `sync(model)` compares the model's
+per-area versions with the ones this screen last drew and updates only those
+widgets; a screen that is not current is not synced at all and catches up when
+it is shown again (`on_screen_resume`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from rhtui.ui_model import UiModel
+from rhtui.ui_text import fmt_mb, one_line
+from rhtui.widgets.banner import Banner
+from rhtui.widgets.status_bar import StatusBar, StatusInfo
+
+if TYPE_CHECKING:
+    from rhtui.app import RhtuiApp
+
+VIEW_GROUP = Binding.Group("Views", compact=True)
+# The view keys are not in the footer: the header's view bar shows them (and takes clicks).
+
+
+def status_info(m: UiModel) -> StatusInfo:
+    return StatusInfo(
+        state=m.state,
+        session=m.session_name,
+        session_id=m.session_id,
+        cycle=m.cycle,
+        elapsed_s=m.elapsed_s,
+        remaining_s=m.remaining_s,
+        runs=m.runs_total,
+        tokens=m.tokens_total,
+        current=m.current,
+        host=m.host,
+        backend_version=m.backend_version,
+        backend_down=m.backend_down is not None,
+        speed=m.speed,
+    )
+
+
+def banner_for(m: UiModel, *, quitting: bool = False, include_backend: bool = True) -> tuple[str | None, str]:
+    """The one thing the banner should say now, most urgent first."""
+    if m.emergency is not None:
+        e = m.emergency
+        vram = ""
+        if e.used_mb is not None and e.total_mb:
+            vram = f" VRAM {fmt_mb(e.used_mb, unit=False)}/{fmt_mb(e.total_mb)} ({e.used_mb / e.total_mb:.1%})."
+        auto = (
+            f" It resumes by itself once VRAM stays under {m.budget.max_fraction:.0%} for "
+            f"{m.budget.cooldown_s:.0f} s."
+            if m.budget.cooldown_s > 0
+            else ""
+        )
+        return "emergency", (
+            f"■ EMERGENCY STOP — {one_line(e.reason, 160)}.{vram} The proposal was aborted, every model "
+            f"unloaded, the engine paused. Press r to resume.{auto}"
+        )
+    if m.engine_error is not None:
+        return "error", (
+            f"✖ The engine stopped with an error: {one_line(m.engine_error, 200)}. "
+            "The dashboard stays open (see the log); press q to quit."
+        )
+    if quitting or m.state == "stopping":
+        return "stopping", (
+            "◌ Stopping: cancelling the running proposal (recorded as aborted), unloading every model, "
+            "saving the session… Press q again to quit at once."
+        )
+    if m.finished is not None:
+        f = m.finished
+        return "finished", (
+            f"✔ Session finished ({one_line(f.reason, 80)}): {f.cycles} cycles, {f.runs} runs, "
+            f"{f.tokens:,} tokens. Everything is unloaded and saved. Press q to quit, 3 for the proposals."
+        )
+    if include_backend and m.backend_down is not None:
+        return "error", (
+            f"✖ Ollama is not reachable at {one_line(m.backend_down.host, 80)} — retrying. "
+            "Press 1 for the dashboard: it says how to fix it."
+        )
+    if m.state == "paused":
+        why = f" ({one_line(m.state_reason, 80)})" if m.state_reason else ""
+        return "paused", f"❚❚ Paused{why} — no new student starts. Press p to resume."
+    return None, ""
+
+
+class RhtuiScreen(Screen):
+    """A view: status bar, banner, the body (`compose_body`), footer."""
+
+    VIEW: ClassVar[str] = "dashboard"
+    TITLE_TEXT: ClassVar[str] = ""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("tab", "app.next_view", "Next view", id="next_view", show=False,
+                tooltip="Show the next view (Dashboard → Charts → Proposals → History)"),
+        Binding("shift+tab", "app.previous_view", "Previous view", id="previous_view", show=False,
+                tooltip="Show the previous view"),
+        Binding("1", "app.switch_view('dashboard')", "Dashboard", id="view_dashboard", group=VIEW_GROUP, show=False,
+                tooltip="Gauges, student queue and log"),
+        Binding("2", "app.switch_view('charts')", "Charts", id="view_charts", group=VIEW_GROUP, show=False,
+                tooltip="VRAM timeline, tok/s and seconds per student, tokens per cycle"),
+        Binding("3", "app.switch_view('proposals')", "Proposals", id="view_proposals", group=VIEW_GROUP, show=False,
+                tooltip="The session's proposals with their metrics"),
+        Binding("4", "app.switch_view('history')", "History", id="view_history", group=VIEW_GROUP, show=False,
+                tooltip="Every run of this session"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: dict[str, int] = {}
+
+    @property
+    def rh_app(self) -> "RhtuiApp":
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(self.VIEW, id="status")
+        yield Banner(id="banner")
+        with Vertical(id="body"):
+            yield from self.compose_body()
+        yield Footer(compact=True)
+
+    def compose_body(self) -> ComposeResult:  # pragma: no cover - abstract
+        yield from ()
+
+    def changed(self, model: UiModel, area: str) -> bool:
+        """True (once) when `area` changed since this screen last drew it."""
+        v = model.versions[area]
+        if self._seen.get(area) == v:
+            return False
+        self._seen[area] = v
+        return True
+
+    def sync(self, model: UiModel) -> None:
+        if not self.is_mounted:
+            return
+        if self.changed(model, "status"):
+            self.query_one(StatusBar).show(status_info(model))
+        quitting = self.rh_app.quitting
+        banner = banner_for(model, quitting=quitting, include_backend=self.VIEW != "dashboard")
+        self.query_one(Banner).show(*banner)
+        self.sync_body(model)
+
+    def sync_body(self, model: UiModel) -> None:
+        """Update the body's widgets from the areas that changed."""
+
+    def on_screen_resume(self) -> None:
+        self.rh_app.sync_screen(self)
+
+    def on_mount(self) -> None:
+        self.rh_app.sync_screen(self)

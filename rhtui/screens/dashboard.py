@@ -1,0 +1,83 @@
+"""The dashboard: gauges (and, when there is room, the VRAM timeline), the student queue, the log."""
+
+from __future__ import annotations
+
+import os
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+
+from rhtui.screens.base import RhtuiScreen
+from rhtui.ui_model import UiModel
+from rhtui.widgets.backend_panel import BackendPanel
+from rhtui.widgets.cycle_log import CycleLog
+from rhtui.widgets.gauges import Gauges
+from rhtui.widgets.student_queue import StudentQueue
+from rhtui.widgets.vram_chart import VramChart
+
+
+def host_source() -> str:
+    if os.environ.get("RHTUI_OLLAMA_HOST"):
+        return "from RHTUI_OLLAMA_HOST"
+    if os.environ.get("OLLAMA_HOST"):
+        return "from OLLAMA_HOST"
+    return "from --host, rhtui.toml or the default"
+
+
+class DashboardScreen(RhtuiScreen):
+    VIEW = "dashboard"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("space", "toggle_student", "Toggle", id="toggle_student",
+                tooltip="Enable or disable the student under the cursor for the next turns"),
+    ]
+
+    def compose_body(self) -> ComposeResult:
+        model = self.rh_app.model
+        yield BackendPanel(id="backend-panel")
+        with Horizontal(id="dash-top"):
+            with Vertical(id="gauges-box", classes="panel") as box:
+                box.border_title = "Hardware"
+                yield Gauges(model.budget, id="gauges")
+            yield VramChart(id="dash-vram", classes="panel")
+        queue = StudentQueue(id="queue")
+        queue.border_title = "Students"
+        yield queue
+        log = CycleLog(id="log")
+        log.border_title = "Log"
+        yield log
+
+    def on_mount(self) -> None:
+        self.query_one(StudentQueue).focus()
+        super().on_mount()
+
+    def action_toggle_student(self) -> None:
+        student = self.query_one(StudentQueue).cursor_student
+        if student is None:
+            self.notify("No student under the cursor.", severity="warning")
+            return
+        self.rh_app.toggle_student(student)
+
+    def sync_body(self, model: UiModel) -> None:
+        if self.changed(model, "gauges"):
+            self.query_one(Gauges).show(model.snapshot, model.vram_source, model.budget)
+        if self.changed(model, "queue"):
+            queue = self.query_one(StudentQueue)
+            queue.show(list(model.students.values()), model.next_student)
+            policy = f" · policy {model.policy}" if model.policy else ""
+            running = f" · running {model.current}" if model.current else ""
+            queue.border_title = f"Students · cycle {model.cycle or '–'}{policy}{running}"
+        if self.changed(model, "log"):
+            self.query_one(CycleLog).append(model.log)
+        if self.changed(model, "backend"):
+            self.set_class(model.backend_down is not None, "-backend-down")
+            panel = self.query_one(BackendPanel)
+            if model.backend_down is not None:
+                panel.show(model.backend_down.host, model.backend_down.error, host_source())
+            else:
+                panel.hide()
+        if self.changed(model, "vram"):
+            self.query_one(VramChart).set_data(self.rh_app.vram_series(), model.versions["vram"])
+        self.query_one(VramChart).wake()

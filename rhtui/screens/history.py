@@ -1,0 +1,28 @@
+"""History: every run (and skip) of this session, oldest first, following the newest."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+
+from rhtui.screens.base import RhtuiScreen
+from rhtui.ui_model import UiModel
+from rhtui.widgets.runs_table import RunsTable
+
+
+class HistoryScreen(RhtuiScreen):
+    VIEW = "history"
+
+    def compose_body(self) -> ComposeResult:
+        table = RunsTable(id="runs")
+        table.border_title = "Runs of this session"
+        yield table
+
+    def on_mount(self) -> None:
+        self.query_one(RunsTable).focus()
+        super().on_mount()
+
+    def sync_body(self, model: UiModel) -> None:
+        if self.changed(model, "history"):
+            table = self.query_one(RunsTable)
+            table.show(model.history)
+            table.border_title = f"Runs of this session ({model.history_seq})"

@@ -1,0 +1,660 @@
+"""What the dashboard knows: engine events folded into plain, bounded state. No Textual here.
+
+`UiModel.apply(event)` updates the state and bumps a version counter per *area*
+(status, gauges, queue, log, charts, proposals, history, banner, backend). A
+screen remembers the versions it last drew and touches only the widgets whose
+area changed, so an idle dashboard does almost nothing per event.
+
+Everything that grows with the session is bounded: the log, the proposals and
+the run history are deques; the VRAM timeline is a fixed number of buckets
+whose width doubles when full; per-student aggregates are running sums.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from rhtui.engine import events as ev
+from rhtui.engine.hardware import HardwareSnapshot
+from rhtui.engine.records import RunRecord, StudentStats
+from rhtui.ui_text import fmt_dur, fmt_int, fmt_mb, fmt_num, one_line
+
+AREAS = (
+    "status",
+    "gauges",
+    "queue",
+    "log",
+    "vram",
+    "students",
+    "cycles",
+    "proposals",
+    "history",
+    "banner",
+    "backend",
+)
+
+LOG_LINES = 1000
+PROPOSALS_KEPT = 200
+HISTORY_KEPT = 1000
+CYCLES_KEPT = 500
+TIMELINE_BUCKETS = 120
+VRAM_SAMPLES_PER_STUDENT = 200
+
+RUN_STATUS_TO_ROW = {
+    "ok": "done",
+    "timeout": "timeout",
+    "error": "failed",
+    "aborted": "aborted",
+    "emergency": "emergency",
+    "skipped": "skipped",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    seq: int
+    ts: float
+    level: str
+    text: str
+
+
+@dataclass(slots=True)
+class Budget:
+    reserve_mb: float = 1024.0
+    max_fraction: float = 0.90
+    emergency_fraction: float = 0.95
+    timeout_s: float = 60.0
+    cooldown_s: float = 30.0
+
+
+@dataclass(slots=True)
+class StudentRow:
+    """One line of the student queue."""
+
+    name: str
+    model: str
+    enabled: bool = True
+    status: str = "waiting"
+    """waiting, loading, running, unloading, done, timeout, failed, aborted, emergency,
+    skipped, disabled, missing."""
+    reason: str = ""
+    position: int | None = None
+    in_cycle: bool = False
+    need_mb: float | None = None
+    fits: bool | None = None
+    fit_reason: str = ""
+    tokens: int = 0
+    tok_s: float | None = None
+    elapsed_s: float | None = None
+    timeout_s: float | None = None
+    learned: StudentStats | None = None
+    """The scheduler's learned profile (all sessions), when the engine shares it."""
+    # this session's aggregates (bounded)
+    runs: int = 0
+    failures: int = 0
+    ok_runs: int = 0
+    seconds_sum: float = 0.0
+    seconds_n: int = 0
+    tps_sum: float = 0.0
+    tps_n: int = 0
+    tokens_sum: int = 0
+    vram: deque = field(default_factory=lambda: deque(maxlen=VRAM_SAMPLES_PER_STUDENT))
+
+    def session_stats(self) -> StudentStats:
+        vram = sorted(self.vram)
+        return StudentStats(
+            student=self.name,
+            runs=self.runs,
+            failures=self.failures,
+            vram_mean_mb=(sum(vram) / len(vram)) if vram else None,
+            vram_p95_mb=_p95(vram),
+            seconds_mean=(self.seconds_sum / self.seconds_n) if self.seconds_n else None,
+            tokens_mean=(self.tokens_sum / self.ok_runs) if self.ok_runs else None,
+            tok_per_s_mean=(self.tps_sum / self.tps_n) if self.tps_n else None,
+        )
+
+    def profile(self) -> StudentStats:
+        """The learned profile when the engine gave one, else this session's numbers."""
+        return self.learned if self.learned is not None else self.session_stats()
+
+
+def _p95(sorted_values: list[float]) -> float | None:
+    if not sorted_values:
+        return None
+    k = max(0, math.ceil(0.95 * len(sorted_values)) - 1)
+    return sorted_values[k]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRow:
+    seq: int
+    cycle: int
+    student: str
+    status: str
+    started_at: float
+    seconds: float | None = None
+    tokens: int | None = None
+    tok_s: float | None = None
+    vram_mb: float | None = None
+    reason: str = ""
+
+
+class Timeline:
+    """VRAM used over the session in at most `buckets` buckets (max per bucket).
+
+    Buckets start `width_s` seconds wide; when they are all used, pairs merge and the
+    width doubles, so 8 hours cost the same memory as 5 minutes. `add` says whether
+    the picture changed enough to be worth a redraw: VRAM moved by at least 1 % of the
+    card, the bucket width doubled, or the line grew by STRIDE buckets.
+    """
+
+    STRIDE = 4
+    """A flat line is redrawn every STRIDE new buckets (10 s at first, 8 h → about every 8 min)."""
+
+    def __init__(self, buckets: int = TIMELINE_BUCKETS, width_s: float = 2.5) -> None:
+        self._shown_value: float | None = None
+        self._shown_index = 0
+        self.n = buckets
+        self.width_s = width_s
+        self.values: list[float | None] = []
+        self.total_mb: float | None = None
+        self.t0: float | None = None
+
+    def add(self, ts: float, used_mb: float | None, total_mb: float | None) -> bool:
+        if self.t0 is None:
+            self.t0 = ts
+        changed = False
+        if total_mb and total_mb != self.total_mb:
+            self.total_mb = total_mb
+            changed = True
+        idx = int(max(0.0, ts - self.t0) // self.width_s)
+        while idx >= self.n:
+            self._merge()
+            idx = int(max(0.0, ts - self.t0) // self.width_s)
+            changed = True
+        step = 0.01 * (self.total_mb or 0.0)
+        while len(self.values) <= idx:
+            self.values.append(None)
+        if used_mb is None:
+            return changed
+        old = self.values[idx]
+        if old is None or used_mb > old:
+            self.values[idx] = used_mb
+        if old is None:
+            # a new bucket: worth a redraw when the value moved, or every STRIDE buckets so the
+            # line keeps growing; a flat line does not replot every sample
+            prev = self._shown_value
+            if prev is None or abs(used_mb - prev) >= step or idx - self._shown_index >= self.STRIDE:
+                changed = True
+        elif used_mb - old >= step:
+            changed = True
+        if changed:
+            self._shown_value, self._shown_index = used_mb, idx
+        return changed
+
+    def _merge(self) -> None:
+        merged: list[float | None] = []
+        for i in range(0, len(self.values), 2):
+            pair = [v for v in self.values[i : i + 2] if v is not None]
+            merged.append(max(pair) if pair else None)
+        self.values = merged
+        self.width_s *= 2
+        self._shown_index //= 2
+
+    def points(self) -> tuple[list[float], list[float]]:
+        """(minutes since start, MB) for the buckets that have a value."""
+        xs, ys = [], []
+        for i, v in enumerate(self.values):
+            if v is not None:
+                xs.append((i + 0.5) * self.width_s / 60.0)
+                ys.append(v)
+        return xs, ys
+
+    @property
+    def span_min(self) -> float:
+        return len(self.values) * self.width_s / 60.0
+
+
+class UiModel:
+    """The dashboard's state, built only from engine events (plus the settings it starts from)."""
+
+    def __init__(
+        self,
+        *,
+        session_name: str,
+        host: str,
+        students: Iterable[tuple[str, str, bool]],
+        duration_s: float,
+        budget: Budget,
+        sample_interval_s: float = 1.0,
+    ) -> None:
+        self.versions: dict[str, int] = dict.fromkeys(AREAS, 0)
+        self.session_name = session_name
+        self.session_id: int | None = None
+        self.host = host
+        self.backend_version: str | None = None
+        self.probe_name: str | None = None
+        self.policy: str | None = None
+        self.speed: float = 1.0
+        """How much faster than real time the engine clock runs (the simulator's --speed)."""
+        self.duration_s = duration_s
+        self.budget = budget
+        self.started_ts: float | None = None
+        self.finished_ts: float | None = None
+        self.now: float | None = None
+        self.state: str = "starting"
+        self.state_reason: str = ""
+        self.cycle: int = 0
+        self.order: tuple[str, ...] = ()
+        self.current: str | None = None
+        self.students: dict[str, StudentRow] = {}
+        for name, model, enabled in students:
+            self.students[name] = StudentRow(name=name, model=model, enabled=enabled)
+            if not enabled:
+                self.students[name].status = "disabled"
+        self.snapshot: HardwareSnapshot | None = None
+        self.vram_source: str = "probe"
+        self.emergency: ev.EmergencyStop | None = None
+        self.backend_down: ev.BackendDown | None = None
+        self.finished: ev.SessionFinished | None = None
+        self.engine_error: str | None = None
+        self.alarm: ev.BudgetAlarm | None = None
+        self.log: deque[LogLine] = deque(maxlen=LOG_LINES)
+        self.log_seq = 0
+        self.proposals: deque[tuple[int, RunRecord]] = deque(maxlen=PROPOSALS_KEPT)
+        self.proposal_seq = 0
+        self.latest_proposal: dict[str, tuple[int, RunRecord]] = {}
+        self.history: deque[HistoryRow] = deque(maxlen=HISTORY_KEPT)
+        self.history_seq = 0
+        self.cycle_tokens: deque[tuple[int, int]] = deque(maxlen=CYCLES_KEPT)
+        self.timeline = Timeline(width_s=max(1.0, 2.5 * sample_interval_s))
+        self.runs_total = 0
+        self.tokens_total = 0
+
+    # -- helpers -------------------------------------------------------------
+
+    def bump(self, *areas: str) -> None:
+        for a in areas:
+            self.versions[a] += 1
+
+    def add_log(self, ts: float, level: str, text: str) -> None:
+        self.log_seq += 1
+        self.log.append(LogLine(self.log_seq, ts, level, text))
+        self.bump("log")
+
+    def row(self, name: str) -> StudentRow:
+        r = self.students.get(name)
+        if r is None:  # a student the settings did not list (e.g. `watch` of another config)
+            r = self.students[name] = StudentRow(name=name, model=name)
+        return r
+
+    @property
+    def elapsed_s(self) -> float | None:
+        if self.started_ts is None:
+            return None
+        end = self.finished_ts if self.finished_ts is not None else self.now
+        if end is None:
+            return 0.0
+        return max(0.0, end - self.started_ts)
+
+    @property
+    def remaining_s(self) -> float | None:
+        e = self.elapsed_s
+        return None if e is None else max(0.0, self.duration_s - e)
+
+    @property
+    def next_student(self) -> str | None:
+        for name in self.order:
+            r = self.students.get(name)
+            if r is not None and r.enabled and r.status == "waiting" and r.in_cycle:
+                return name
+        return None
+
+    def set_now(self, now: float) -> None:
+        """The UI clock ticked; the status line changes only if the shown seconds do."""
+        old = self.elapsed_s
+        self.now = now
+        new = self.elapsed_s
+        if old is None or new is None or int(old) != int(new):
+            self.bump("status")
+
+    def set_enabled(self, student: str, enabled: bool) -> None:
+        r = self.row(student)
+        if r.enabled == enabled:
+            return
+        r.enabled = enabled
+        if not enabled and r.status in ("waiting",):
+            r.status = "disabled"
+            r.reason = "disabled by user"
+        elif enabled and r.status == "disabled":
+            r.status = "waiting"
+            r.reason = ""
+        self.bump("queue")
+
+    def set_profiles(self, profiles: dict[str, StudentStats]) -> None:
+        changed = False
+        for name, stats in profiles.items():
+            r = self.row(name)
+            if r.learned != stats:
+                r.learned = stats
+                changed = True
+        if changed:
+            self.bump("queue")
+
+    # -- folding events --------------------------------------------------------
+
+    def apply(self, e: ev.Event) -> None:
+        handler = _HANDLERS.get(type(e))
+        if handler is not None:
+            handler(self, e)
+
+    def _hardware(self, e: ev.HardwareSampled) -> None:
+        s = e.snapshot
+        self.snapshot = s
+        self.vram_source = e.vram_source
+        self.bump("gauges")
+        if self.timeline.add(s.ts, s.vram_used_mb, s.vram_total_mb):
+            self.bump("vram")
+
+    def _session_started(self, e: ev.SessionStarted) -> None:
+        self.session_id = e.session_id
+        self.session_name = e.name
+        self.duration_s = e.duration_s
+        self.host = e.backend_host or self.host
+        self.backend_version = e.backend_version or self.backend_version
+        self.probe_name = e.probe
+        self.policy = e.policy
+        self.speed = float(getattr(e, "speed", 1.0) or 1.0)
+        self.started_ts = e.ts
+        self.now = max(self.now or e.ts, e.ts)
+        self.finished_ts = None
+        self.finished = None
+        for name in e.students:
+            self.row(name)
+        self.add_log(
+            e.ts,
+            "info",
+            f"session {e.name} (#{e.session_id}) started: {len(e.students)} students, policy {e.policy}, "
+            f"{fmt_dur(e.duration_s)}; Ollama {e.backend_version or '?'} at {e.backend_host}; probe {e.probe}",
+        )
+        self.bump("status", "queue", "banner")
+
+    def _state(self, e: ev.StateChanged) -> None:
+        if e.state == self.state and e.reason == self.state_reason:
+            return
+        self.state = e.state
+        self.state_reason = e.reason
+        if e.state == "running" and self.emergency is not None:
+            self.emergency = None
+        if e.state == "running" and self.backend_down is not None:
+            self.backend_down = None
+            self.bump("backend")
+        if e.state in ("emergency", "backend_down"):
+            self.bump("status", "banner")  # EmergencyStop / BackendDown say it, with the details
+            return
+        level = {"emergency": "critical", "backend_down": "error", "paused": "warning"}.get(e.state, "info")
+        words = {
+            "running": "engine running",
+            "paused": "engine paused",
+            "emergency": "engine in emergency stop",
+            "backend_down": "engine waiting for Ollama",
+            "stopping": "engine stopping (cancel, unload, flush)",
+            "finished": "engine finished",
+            "starting": "engine starting",
+        }.get(e.state, e.state)
+        self.add_log(e.ts, level, words + (f": {e.reason}" if e.reason else ""))
+        self.bump("status", "banner")
+
+    def _cycle_started(self, e: ev.CycleStarted) -> None:
+        self.cycle = e.cycle
+        self.order = tuple(e.order)
+        for name, r in self.students.items():
+            r.in_cycle = name in self.order
+            r.position = self.order.index(name) + 1 if r.in_cycle else None
+            r.tokens, r.tok_s, r.elapsed_s, r.timeout_s = 0, None, None, None
+            r.reason = ""
+            if r.enabled:
+                r.status = "waiting" if r.in_cycle else "idle"
+            else:
+                r.status = "disabled"
+                r.reason = "disabled by user"
+        self.add_log(e.ts, "info", f"cycle {e.cycle} started: " + (" → ".join(e.order) or "nobody to run"))
+        self.bump("status", "queue")
+
+    def _queued(self, e: ev.StudentQueued) -> None:
+        r = self.row(e.student)
+        r.position = e.position
+        r.in_cycle = True
+        r.need_mb = e.need_mb
+        r.fits = e.fits
+        r.fit_reason = e.reason
+        if not e.fits:
+            self.add_log(e.ts, "warning", f"{e.student} may not fit: {e.reason or 'not enough VRAM'}")
+        self.bump("queue")
+
+    def _started(self, e: ev.StudentStarted) -> None:
+        r = self.row(e.student)
+        self.current = e.student
+        r.status = "loading"
+        r.reason = ""
+        r.need_mb = e.need_mb if e.need_mb is not None else r.need_mb
+        r.fits = True
+        r.tokens, r.tok_s, r.elapsed_s, r.timeout_s = 0, None, 0.0, e.timeout_s
+        bits = [] if e.model == e.student else [one_line(e.model, 40)]
+        bits.append(f"needs ~{fmt_mb(e.need_mb)}" if e.need_mb is not None else "need unknown")
+        bits.append(f"timeout {fmt_dur(e.timeout_s)}")
+        self.add_log(e.ts, "info", f"{e.student} started ({', '.join(bits)})")
+        self.bump("queue", "status")
+
+    def _phase(self, e: ev.StudentPhaseChanged) -> None:
+        r = self.row(e.student)
+        if r.status != e.phase:
+            r.status = e.phase
+            self.bump("queue")
+
+    def _tokens(self, e: ev.TokensProgress) -> None:
+        r = self.row(e.student)
+        self.current = e.student
+        # the row is redrawn when the shown second changes (or the status): at most about once
+        # a second however fast the engine reports tokens; the numbers are the latest then
+        shown_before = (r.status, int(r.elapsed_s or 0), r.tok_s is None)
+        r.status = "running"
+        r.tokens, r.tok_s, r.elapsed_s, r.timeout_s = e.tokens, e.tok_per_s, e.elapsed_s, e.timeout_s
+        if shown_before != (r.status, int(r.elapsed_s or 0), r.tok_s is None):
+            self.bump("queue")
+
+    def _finished(self, e: ev.StudentFinished) -> None:
+        run = e.run
+        r = self.row(e.student)
+        if self.current == e.student:
+            self.current = None
+        r.status = RUN_STATUS_TO_ROW.get(run.status, run.status)
+        r.reason = run.reason or run.error
+        r.tokens = run.tokens or r.tokens
+        r.tok_s = run.tok_per_s if run.tok_per_s is not None else r.tok_s
+        r.elapsed_s = run.wall_s if run.wall_s is not None else r.elapsed_s
+        r.runs += 1
+        if run.status in ("error", "timeout", "emergency"):
+            r.failures += 1
+        seconds = run.total_s if run.total_s is not None else run.wall_s
+        if run.status == "ok":
+            r.ok_runs += 1
+            r.tokens_sum += run.tokens or 0
+            if seconds is not None:
+                r.seconds_sum += seconds
+                r.seconds_n += 1
+            if run.tok_per_s is not None:
+                r.tps_sum += run.tok_per_s
+                r.tps_n += 1
+        if run.vram_mb is not None:
+            r.vram.append(run.vram_mb)
+        self.runs_total += 1
+        self.tokens_total += run.tokens or 0
+        self.history_seq += 1
+        self.history.append(
+            HistoryRow(
+                seq=self.history_seq,
+                cycle=run.cycle,
+                student=run.student,
+                status=run.status,
+                started_at=run.started_at,
+                seconds=seconds,
+                tokens=run.tokens,
+                tok_s=run.tok_per_s,
+                vram_mb=run.vram_mb,
+                reason=run.reason or run.error,
+            )
+        )
+        if run.proposal:
+            self.proposal_seq += 1
+            item = (self.proposal_seq, run)
+            self.proposals.append(item)
+            self.latest_proposal[run.student] = item
+            self.bump("proposals")
+        level, text = _finished_line(run, seconds)
+        self.add_log(e.ts, level, text)
+        self.bump("queue", "history", "students", "status")
+
+    def _skipped(self, e: ev.StudentSkipped) -> None:
+        r = self.row(e.student)
+        if self.current == e.student:
+            self.current = None
+        r.status = {"disabled": "disabled", "missing": "missing"}.get(e.kind, "skipped")
+        r.reason = e.reason
+        if e.kind == "budget":
+            r.fits = False
+            r.fit_reason = e.reason
+        self.history_seq += 1
+        self.history.append(
+            HistoryRow(
+                seq=self.history_seq, cycle=e.cycle, student=e.student, status="skipped", started_at=e.ts,
+                reason=f"{e.kind}: {e.reason}",
+            )
+        )
+        level = "error" if e.kind == "missing" else ("info" if e.kind == "disabled" else "warning")
+        self.add_log(e.ts, level, f"{e.student} skipped ({e.kind}): {e.reason}")
+        self.bump("queue", "history")
+
+    def _cycle_finished(self, e: ev.CycleFinished) -> None:
+        self.cycle_tokens.append((e.cycle, e.tokens))
+        parts = [f"{len(e.completed)} done"]
+        if e.skipped:
+            parts.append(f"{len(e.skipped)} skipped")
+        if e.failed:
+            parts.append(f"{len(e.failed)} failed")
+        parts.append(f"{fmt_int(e.tokens)} tokens")
+        self.add_log(e.ts, "info", f"cycle {e.cycle} finished in {fmt_dur(e.seconds)}: " + ", ".join(parts))
+        self.bump("cycles", "queue")
+
+    def _alarm(self, e: ev.BudgetAlarm) -> None:
+        self.alarm = e
+        self.add_log(e.ts, e.level, f"budget: {e.message}")
+        self.bump("banner")
+
+    def _emergency(self, e: ev.EmergencyStop) -> None:
+        self.emergency = e
+        self.state = "emergency"
+        self.state_reason = e.reason
+        vram = ""
+        if e.used_mb is not None and e.total_mb:
+            vram = f" (VRAM {fmt_mb(e.used_mb, unit=False)} / {fmt_mb(e.total_mb)}, {e.used_mb / e.total_mb:.1%})"
+        self.add_log(e.ts, "critical", f"EMERGENCY STOP: {e.reason}{vram}")
+        self.bump("banner", "status")
+
+    def _emergency_cleared(self, e: ev.EmergencyCleared) -> None:
+        self.emergency = None
+        if self.state == "emergency":
+            self.state = "running"
+            self.state_reason = ""
+        self.add_log(e.ts, "warning", f"emergency cleared: {e.reason}")
+        self.bump("banner", "status")
+
+    def _backend_down(self, e: ev.BackendDown) -> None:
+        self.backend_down = e
+        self.host = e.host or self.host
+        self.add_log(e.ts, "error", f"Ollama unreachable at {e.host}: {e.error}")
+        self.bump("backend", "status")
+
+    def _backend_up(self, e: ev.BackendUp) -> None:
+        was_down = self.backend_down is not None
+        self.backend_down = None
+        self.host = e.host or self.host
+        self.backend_version = e.version or self.backend_version
+        if was_down:
+            self.add_log(e.ts, "info", f"Ollama is reachable at {e.host} (version {e.version})")
+        self.bump("backend", "status")
+
+    def _message(self, e: ev.LogMessage) -> None:
+        if e.level == "debug":
+            return
+        self.add_log(e.ts, e.level, e.text)
+
+    def _session_finished(self, e: ev.SessionFinished) -> None:
+        self.finished = e
+        self.finished_ts = e.ts
+        self.current = None
+        self.state = "finished"
+        self.add_log(
+            e.ts,
+            "info",
+            f"session finished ({e.reason}): {e.cycles} cycles, {e.runs} runs, {fmt_int(e.tokens)} tokens",
+        )
+        self.bump("banner", "status", "queue")
+
+    def engine_failed(self, ts: float, error: str) -> None:
+        self.engine_error = error
+        self.state = "finished"
+        self.current = None
+        self.add_log(ts, "critical", f"the engine stopped with an error: {error}")
+        self.bump("banner", "status")
+
+
+def _finished_line(run: RunRecord, seconds: float | None) -> tuple[str, str]:
+    who = run.student
+    if run.status == "ok":
+        vram = f", VRAM {fmt_mb(run.vram_mb)}" if run.vram_mb is not None else ""
+        return "info", (
+            f"{who} done: {fmt_int(run.tokens)} tokens in {fmt_num(seconds)} s "
+            f"({fmt_num(run.tok_per_s)} tok/s){vram}"
+        )
+    why = one_line(run.reason or run.error, 300)
+    level = {"timeout": "warning", "aborted": "warning", "skipped": "warning", "emergency": "critical"}.get(
+        run.status, "error"
+    )
+    words = {
+        "timeout": "timed out",
+        "error": "failed",
+        "aborted": "aborted",
+        "skipped": "skipped by user",
+        "emergency": "aborted by the emergency stop",
+    }.get(run.status, run.status)
+    if why and why.lower() in words:
+        why = ""
+    return level, f"{who} {words}" + (f": {why}" if why else "") + (
+        f" ({fmt_int(run.tokens)} tokens)" if run.tokens else ""
+    )
+
+
+_HANDLERS = {
+    ev.HardwareSampled: UiModel._hardware,
+    ev.SessionStarted: UiModel._session_started,
+    ev.StateChanged: UiModel._state,
+    ev.CycleStarted: UiModel._cycle_started,
+    ev.StudentQueued: UiModel._queued,
+    ev.StudentStarted: UiModel._started,
+    ev.StudentPhaseChanged: UiModel._phase,
+    ev.TokensProgress: UiModel._tokens,
+    ev.StudentFinished: UiModel._finished,
+    ev.StudentSkipped: UiModel._skipped,
+    ev.CycleFinished: UiModel._cycle_finished,
+    ev.BudgetAlarm: UiModel._alarm,
+    ev.EmergencyStop: UiModel._emergency,
+    ev.EmergencyCleared: UiModel._emergency_cleared,
+    ev.BackendDown: UiModel._backend_down,
+    ev.BackendUp: UiModel._backend_up,
+    ev.LogMessage: UiModel._message,
+    ev.SessionFinished: UiModel._session_finished,
+}

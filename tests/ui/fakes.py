@@ -1,0 +1,186 @@
+"""A fake orchestrator that records every control call (Pilot key tests), and seeded events.
+
+The fake has the Orchestrator's interface: `bus`, `state`, `current`, `enabled`,
+`session_id`, `async run()` and the sync controls. `run()` waits until
+`request_stop()` and then finishes like the real one (StateChanged stopping,
+SessionFinished). The lead's pilot tests against the real orchestrator can use
+`make_app(..., orchestrator=real)` the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from rhtui.engine import events as ev
+from rhtui.engine.hardware import HardwareSnapshot
+from rhtui.engine.records import RunRecord, StudentStats
+
+T0 = 1_700_000_000.0
+"""The fixed start of every seeded session (ManualClock's default)."""
+TOTAL_MB = 12282.0
+STUDENTS = ("rh-alpha", "rh-beta", "rh-gamma", "rh-delta", "rh-epsilon", "rh-zeta")
+# resident MB / seconds / tokens per proposal, from the reference scenario
+REFERENCE = {
+    "rh-alpha": (3847, 28.5, 2847),
+    "rh-beta": (4389, 31.2, 3156),
+    "rh-gamma": (4401, 22.1, 2200),
+    "rh-delta": (3821, 29.3, 2900),
+    "rh-epsilon": (4098, 33.5, 3300),
+    "rh-zeta": (5012, 38.9, 3800),
+}
+
+
+@dataclass
+class FakeOrchestrator:
+    bus: ev.EventBus = field(default_factory=ev.EventBus)
+    state: str = "running"
+    current: str | None = None
+    enabled: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(STUDENTS, True))
+    session_id: int = 7
+    calls: list[tuple] = field(default_factory=list)
+    stop_delay_s: float = 0.0
+    _stop: asyncio.Event | None = None
+
+    async def run(self) -> None:
+        self._stop = asyncio.Event()
+        await self._stop.wait()
+        if self.stop_delay_s:
+            await asyncio.sleep(self.stop_delay_s)
+        self.bus.emit(ev.StateChanged(ts=T0 + 100, state="stopping", reason="quit"))
+        if self.current is not None:
+            self.bus.emit(ev.StudentFinished(ts=T0 + 100, cycle=3, student=self.current,
+                                             run=run_record(self.current, 3, status="aborted")))
+            self.current = None
+        self.bus.emit(ev.SessionFinished(ts=T0 + 101, session_id=self.session_id, cycles=3, runs=13,
+                                         tokens=36000, reason="stopped by user"))
+        self.state = "finished"
+
+    def pause(self) -> None:
+        self.calls.append(("pause",))
+        self.state = "paused"
+        self.bus.emit(ev.StateChanged(ts=T0, state="paused", reason="by user"))
+
+    def resume(self) -> None:
+        self.calls.append(("resume",))
+        self.state = "running"
+        self.bus.emit(ev.StateChanged(ts=T0, state="running"))
+
+    def skip_current(self) -> None:
+        self.calls.append(("skip_current",))
+
+    def set_enabled(self, student: str, enabled: bool) -> None:
+        self.calls.append(("set_enabled", student, enabled))
+        self.enabled[student] = enabled
+
+    def emergency_stop(self, reason: str = "emergency stop by user") -> None:
+        self.calls.append(("emergency_stop", reason))
+        self.state = "emergency"
+        self.bus.emit(ev.EmergencyStop(ts=T0, used_mb=None, total_mb=None, reason=reason))
+
+    def clear_emergency(self) -> None:
+        self.calls.append(("clear_emergency",))
+        self.state = "running"
+        self.bus.emit(ev.EmergencyCleared(ts=T0, reason="by user"))
+
+    def request_stop(self) -> None:
+        self.calls.append(("request_stop",))
+        if self._stop is not None:
+            self._stop.set()
+
+
+# -- seeded events ---------------------------------------------------------------------
+
+
+def snapshot(ts: float, used_mb: float | None, *, util=87.0, temp=64.0, power=182.0, cpu=12.0,
+             ram_used=18_600.0, total_mb: float | None = TOTAL_MB) -> HardwareSnapshot:
+    return HardwareSnapshot(
+        ts=ts, source="sim", gpu_name="NVIDIA GeForce RTX 4070 SUPER",
+        vram_total_mb=total_mb, vram_used_mb=used_mb, gpu_util_pct=util, temp_c=temp, power_w=power,
+        ram_used_mb=ram_used, ram_total_mb=65_536.0, cpu_pct=cpu,
+    )
+
+
+def run_record(student: str, cycle: int, *, status: str = "ok", start: float | None = None,
+               proposal: str | None = None, reason: str = "") -> RunRecord:
+    vram, secs, tokens = REFERENCE[student]
+    start = T0 + 30 * cycle if start is None else start
+    ok = status == "ok"
+    return RunRecord(
+        session_id=7, cycle=cycle, student=student, model=student, status=status,  # type: ignore[arg-type]
+        started_at=start, ended_at=start + secs, reason=reason,
+        load_s=1.9, prompt_s=0.4, eval_s=secs - 2.3 if ok else None, total_s=secs if ok else secs / 2,
+        wall_s=secs if ok else secs / 2, prompt_tokens=420, tokens=tokens if ok else tokens // 3,
+        tok_per_s=round(tokens / (secs - 2.3), 1), vram_mb=vram, vram_peak_mb=vram + 900,
+        vram_delta_mb=vram - 12, energy_j=None,
+        proposal=proposal if proposal is not None else (
+            f"# {student}: cycle {cycle}\n\nA proposal on the zeros of ζ(s) on the critical line.\n\n"
+            "1. Study the explicit formula.\n2. Bound the error term.\n" if ok else ""),
+    )
+
+
+def session_start(duration_min: float = 480.0) -> list[ev.Event]:
+    return [
+        ev.SessionStarted(ts=T0, session_id=7, name="rh_main", duration_s=duration_min * 60,
+                          backend_host="http://127.0.0.1:11434", backend_version="0.6.3",
+                          probe="sim: NVIDIA GeForce RTX 4070 SUPER", students=STUDENTS, policy="fair"),
+        ev.StateChanged(ts=T0, state="running"),
+    ]
+
+
+def hardware_ramp(t_from: float, t_to: float, used: float, step: float = 5.0) -> list[ev.Event]:
+    out = []
+    t = t_from
+    while t <= t_to:
+        out.append(ev.HardwareSampled(ts=t, snapshot=snapshot(t, used)))
+        t += step
+    return out
+
+
+def mid_cycle() -> list[ev.Event]:
+    """Cycle 3 half done: alpha and beta finished, gamma running, zeta will not fit."""
+    events: list[ev.Event] = list(session_start())
+    t = T0
+    # two finished cycles of history (timeline, charts, history table)
+    for cycle in (1, 2):
+        events.append(ev.CycleStarted(ts=t, cycle=cycle, order=STUDENTS))
+        total = 0
+        for s in STUDENTS:
+            vram, secs, tokens = REFERENCE[s]
+            events.append(ev.StudentStarted(ts=t, cycle=cycle, student=s, model=s, need_mb=vram, timeout_s=60))
+            events += hardware_ramp(t, t + secs, 900 + vram, step=secs / 3)
+            t += secs
+            events.append(ev.StudentFinished(ts=t, cycle=cycle, student=s, run=run_record(s, cycle, start=t - secs)))
+            total += tokens
+        events.append(ev.CycleFinished(ts=t, cycle=cycle, completed=STUDENTS, skipped=(), failed=(),
+                                       seconds=sum(v[1] for v in REFERENCE.values()), tokens=total))
+    events.append(ev.CycleStarted(ts=t, cycle=3, order=STUDENTS))
+    for pos, s in enumerate(STUDENTS, 1):
+        vram = REFERENCE[s][0]
+        fits = s != "rh-zeta"
+        events.append(ev.StudentQueued(ts=t, cycle=3, student=s, position=pos, need_mb=vram + 80, fits=fits,
+                                       reason="" if fits else "needs 5 092 MB + 1 024 reserve; 4 300 free"))
+    for s in ("rh-alpha", "rh-beta"):
+        vram, secs, _ = REFERENCE[s]
+        events.append(ev.StudentStarted(ts=t, cycle=3, student=s, model=s, need_mb=vram, timeout_s=60))
+        t += secs
+        events.append(ev.StudentFinished(ts=t, cycle=3, student=s, run=run_record(s, 3, start=t - secs)))
+    events.append(ev.StudentStarted(ts=t, cycle=3, student="rh-gamma", model="rh-gamma", need_mb=4481, timeout_s=60))
+    events.append(ev.StudentPhaseChanged(ts=t + 2, cycle=3, student="rh-gamma", phase="running"))
+    events.append(ev.TokensProgress(ts=t + 12, cycle=3, student="rh-gamma", tokens=1034, elapsed_s=12.4,
+                                    tok_per_s=98.6, timeout_s=60))
+    events += hardware_ramp(t, t + 12, 900 + 4401, step=4)
+    events.append(ev.HardwareSampled(ts=t + 12.5, snapshot=snapshot(t + 12.5, 5301.0)))
+    return events
+
+
+MID_CYCLE_NOW = T0 + 2 * sum(v[1] for v in REFERENCE.values()) + 28.5 + 31.2 + 12.5
+"""The clock reading that goes with `mid_cycle()`."""
+
+
+def learned_profiles() -> dict[str, StudentStats]:
+    out = {}
+    for s, (vram, secs, tokens) in REFERENCE.items():
+        out[s] = StudentStats(student=s, runs=14, failures=0, vram_mean_mb=vram, vram_p95_mb=vram + 54,
+                              seconds_mean=secs, tokens_mean=tokens, tok_per_s_mean=round(tokens / (secs - 2.3), 1))
+    return out

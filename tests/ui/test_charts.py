@@ -1,0 +1,74 @@
+"""Charts redraw only when visible and changed, at most once a second."""
+
+from __future__ import annotations
+
+from rhtui.engine import events as ev
+from rhtui.widgets.chart import Chart, nice_ticks
+from rhtui.widgets.vram_chart import VramChart
+from tests.ui import scenes
+from tests.ui.fakes import T0, snapshot
+
+
+def test_nice_ticks():
+    assert nice_ticks(9.6, 3) == [0.0, 2.5, 5.0, 7.5]
+    assert nice_ticks(19113, 3) == [0.0, 5000.0, 10000.0, 15000.0]
+    assert nice_ticks(0) == [0.0]
+
+
+async def test_hidden_chart_does_not_redraw(make_ui):
+    app = make_ui(scenes.mid_cycle_events())
+    async with app.run_test(size=(80, 24)) as pilot:  # narrow: the dashboard's VRAM chart is hidden
+        chart = app.screen.query_one("#dash-vram", VramChart)
+        assert not chart.display or chart.size.width == 0
+        for i in range(30):
+            app.engine_event(ev.HardwareSampled(ts=T0 + 100 * i, snapshot=snapshot(T0 + 100 * i, 900.0 + 300 * i)))
+            await pilot.pause()
+        assert chart.redraws == 0 and chart.builds == 0
+
+
+async def test_visible_chart_redraws_at_most_once_a_second(make_ui):
+    app = make_ui(scenes.mid_cycle_events())
+    async with app.run_test(size=(160, 50)) as pilot:
+        chart = app.screen.query_one("#dash-vram", VramChart)
+        await pilot.pause()
+        first = chart.redraws
+        assert first == 1
+        for i in range(20):  # 20 changes in well under a second
+            app.engine_event(ev.HardwareSampled(ts=T0 + 1e4 + 100 * i,
+                                                snapshot=snapshot(T0 + 1e4 + 100 * i, 900.0 + 500 * (i % 2))))
+            await pilot.pause()
+        assert chart.redraws <= first + 1
+        await pilot.pause(1.2)
+        assert chart.redraws <= first + 2 and not chart.stale
+
+
+async def test_charts_on_a_screen_not_shown_wait_until_it_is(make_ui):
+    app = make_ui(scenes.mid_cycle_events())
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.press("2")
+        await pilot.pause()
+        charts = list(app.screen.query(Chart))
+        counts = [c.redraws for c in charts]
+        assert all(n == 1 for n in counts)
+        await pilot.press("1")
+        await pilot.pause()
+        for i in range(5):
+            app.engine_event(ev.HardwareSampled(ts=T0 + 1e5 * (i + 1), snapshot=snapshot(T0, 9000.0)))
+            await pilot.pause()
+        assert [c.redraws for c in charts] == counts  # not drawn while hidden
+        await pilot.press("2")
+        await pilot.pause(1.1)
+        assert charts[0].redraws == counts[0] + 1  # the VRAM chart caught up when shown
+
+
+async def test_unchanged_chart_is_not_rebuilt_on_repaint(make_ui):
+    app = make_ui(scenes.mid_cycle_events())
+    async with app.run_test(size=(160, 50)) as pilot:
+        chart = app.screen.query_one("#dash-vram", VramChart)
+        await pilot.pause()
+        builds = chart.builds
+        for _ in range(5):
+            app.screen.refresh()
+            chart.refresh()
+            await pilot.pause()
+        assert chart.builds == builds

@@ -1,0 +1,253 @@
+"""Pilot tests: every key against a fake orchestrator that records the calls.
+
+The same tests work against the real Orchestrator: build the app with
+`make_app(settings, backend, probe, store, clock, orchestrator=real)`.
+"""
+
+from __future__ import annotations
+
+from rhtui.engine import events as ev
+from rhtui.screens.confirm_quit import ConfirmQuit
+from rhtui.screens.help import HelpScreen
+from rhtui.widgets.student_queue import StudentQueue
+from tests.ui import scenes
+from tests.ui.fakes import T0, FakeOrchestrator, snapshot
+
+
+def running(student: str = "rh-gamma") -> list[ev.Event]:
+    return [ev.StudentStarted(ts=T0, cycle=3, student=student, model=student, need_mb=4481, timeout_s=60)]
+
+
+async def test_p_pauses_then_resumes(make_ui):
+    orch = FakeOrchestrator()
+    app = make_ui(scenes.mid_cycle_events(), orchestrator=orch)
+    async with app.run_test() as pilot:
+        await pilot.press("p")
+        await pilot.pause()
+        assert orch.calls == [("pause",)]
+        assert app.model.state == "paused"
+        await pilot.press("p")
+        await pilot.pause()
+        assert orch.calls == [("pause",), ("resume",)]
+        assert app.model.state == "running"
+
+
+async def test_s_skips_the_running_student(make_ui):
+    orch = FakeOrchestrator(current="rh-gamma")
+    app = make_ui(scenes.mid_cycle_events(), orchestrator=orch)
+    async with app.run_test() as pilot:
+        await pilot.press("s")
+        await pilot.pause()
+        assert orch.calls == [("skip_current",)]
+
+
+async def test_s_does_nothing_when_nobody_runs(make_ui):
+    orch = FakeOrchestrator()
+    app = make_ui(scenes.session_only(), orchestrator=orch)
+    async with app.run_test() as pilot:
+        assert app.model.current is None
+        await pilot.press("s")
+        await pilot.pause()
+        assert orch.calls == []
+
+
+async def test_space_disables_then_enables_the_student_under_the_cursor(make_ui):
+    orch = FakeOrchestrator()
+    app = make_ui(scenes.mid_cycle_events(), orchestrator=orch)
+    async with app.run_test() as pilot:
+        queue = app.screen.query_one(StudentQueue)
+        assert queue.has_focus
+        await pilot.press("down")  # rh-beta
+        await pilot.press("space")
+        await pilot.pause()
+        assert orch.calls == [("set_enabled", "rh-beta", False)]
+        assert app.model.students["rh-beta"].enabled is False
+        assert "disabled" in queue.get_row("rh-beta")[1].plain
+        await pilot.press("space")
+        await pilot.pause()
+        assert orch.calls[-1] == ("set_enabled", "rh-beta", True)
+        assert app.model.students["rh-beta"].enabled is True
+
+
+async def test_e_emergency_stop_then_r_resumes(make_ui):
+    orch = FakeOrchestrator()
+    app = make_ui(scenes.mid_cycle_events(), orchestrator=orch)
+    async with app.run_test() as pilot:
+        await pilot.press("r")  # not in an emergency: r does nothing
+        await pilot.pause()
+        assert orch.calls == []
+        await pilot.press("e")
+        await pilot.pause()
+        assert orch.calls == [("emergency_stop", "emergency stop by user")]
+        assert app.model.emergency is not None  # the fake emitted EmergencyStop on its bus
+        assert app.screen.query_one("#banner").kind == "emergency"
+        await pilot.press("r")
+        await pilot.pause()
+        assert orch.calls[-1] == ("clear_emergency",)
+        assert app.model.emergency is None
+        assert app.screen.query_one("#banner").kind is None
+
+
+async def test_q_while_a_student_runs_asks_then_stops_gracefully_and_exits(make_ui):
+    orch = FakeOrchestrator(current="rh-gamma")
+    app = make_ui(scenes.mid_cycle_events(), orchestrator=orch, start_engine=True)
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        assert app.engine_running
+        await pilot.press("q")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmQuit)
+        assert orch.calls == []
+        await pilot.press("y")
+        await pilot.pause()
+        await pilot.pause()
+        assert orch.calls == [("request_stop",)]
+    assert app.return_code == 0
+    # the engine finished its run (aborted the student, flushed) before the app exited
+    assert app.model.finished is not None
+    assert app.model.students["rh-gamma"].status == "aborted"
+
+
+async def test_q_answered_no_keeps_running(make_ui):
+    orch = FakeOrchestrator(current="rh-gamma")
+    app = make_ui(scenes.mid_cycle_events(), orchestrator=orch, start_engine=True)
+    async with app.run_test() as pilot:
+        await pilot.press("q")
+        await pilot.pause()
+        await pilot.press("n")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmQuit)
+        assert orch.calls == []
+        assert app.engine_running and app.is_running
+
+
+async def test_q_when_idle_stops_without_asking(make_ui):
+    orch = FakeOrchestrator(current=None)
+    app = make_ui(scenes.session_only(), orchestrator=orch, start_engine=True)
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        await pilot.press("q")
+        await pilot.pause()
+        await pilot.pause()
+        assert orch.calls == [("request_stop",)]
+    assert app.return_code == 0
+
+
+async def test_q_waits_for_the_engine_and_shows_stopping(make_ui):
+    orch = FakeOrchestrator(current=None, stop_delay_s=0.3)
+    app = make_ui(scenes.session_only(), orchestrator=orch, start_engine=True)
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        await pilot.press("q")
+        await pilot.pause()
+        assert app.is_running and app.quitting
+        assert app.screen.query_one("#banner").kind == "stopping"
+        await pilot.pause(0.5)
+    assert app.return_code == 0
+
+
+async def test_q_without_an_engine_exits_at_once(make_ui):
+    app = make_ui(scenes.session_only())
+    async with app.run_test() as pilot:
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code == 0
+
+
+async def test_tab_and_numbers_switch_views(make_ui):
+    app = make_ui(scenes.mid_cycle_events())
+    async with app.run_test() as pilot:
+        assert app.current_mode == "dashboard"
+        for key, mode in (("tab", "charts"), ("tab", "proposals"), ("tab", "history"), ("tab", "dashboard"),
+                          ("shift+tab", "history"), ("1", "dashboard"), ("2", "charts"), ("3", "proposals"),
+                          ("4", "history")):
+            await pilot.press(key)
+            await pilot.pause()
+            assert app.current_mode == mode, key
+
+
+async def test_question_mark_and_f1_open_help_listing_every_key(make_ui):
+    app = make_ui(scenes.mid_cycle_events())
+    async with app.run_test(size=(120, 50)) as pilot:
+        for key in ("question_mark", "f1"):
+            await pilot.press(key)
+            await pilot.pause()
+            assert isinstance(app.screen, HelpScreen)
+            listed = {desc for _title, rows in app.screen.sections for _k, desc, _m in rows}
+            assert {"Pause", "Skip", "E-stop", "Resume", "Help", "Quit", "Toggle", "Next view",
+                    "Dashboard", "Charts", "Proposals", "History"} <= listed
+            await pilot.press("escape")
+            await pilot.pause()
+            assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_every_binding_has_an_id_and_a_description():
+    from rhtui.app import RhtuiApp
+    from rhtui.screens.base import RhtuiScreen
+    from rhtui.screens.dashboard import DashboardScreen
+
+    for owner in (RhtuiApp, RhtuiScreen, DashboardScreen):
+        for b in owner.BINDINGS:
+            assert b.id, b
+            assert b.description, b
+
+
+async def test_command_palette_offers_the_controls(make_ui):
+    app = make_ui(scenes.mid_cycle_events(), orchestrator=FakeOrchestrator(current="rh-gamma"))
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        for title in ("Pause", "Skip", "E-stop", "Toggle", "Charts", "Help", "Quit", "Theme"):
+            assert title in titles
+
+
+async def test_palette_command_runs_the_action(make_ui):
+    orch = FakeOrchestrator()
+    app = make_ui(scenes.mid_cycle_events(), orchestrator=orch)
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        cmd = next(c for c in app.get_system_commands(app.screen) if c.title == "Pause")
+        await cmd.callback()
+        await pilot.pause()
+        assert orch.calls == [("pause",)]
+
+
+async def test_mouse_click_on_a_view_name_switches(make_ui):
+    app = make_ui(scenes.mid_cycle_events())
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.click("#sb-views", offset=(16, 0))  # " 2 Charts "
+        await pilot.pause()
+        assert app.current_mode == "charts"
+
+
+async def test_live_events_reach_the_queue_and_collapse(make_ui):
+    orch = FakeOrchestrator()
+    app = make_ui(scenes.mid_cycle_events(), orchestrator=orch)
+    seen = []
+    async with app.run_test(message_hook=seen.append) as pilot:
+        before = app.events_seen
+        for i in range(50):
+            orch.bus.emit(ev.HardwareSampled(ts=T0 + i, snapshot=snapshot(T0 + i, 5000.0 + i)))
+        await pilot.pause()
+        # a burst of samples collapses: far fewer handled than emitted, and the last one wins
+        assert app.events_seen - before < 50
+        assert app.model.snapshot.vram_used_mb == 5049.0
+        orch.bus.emit(ev.TokensProgress(ts=T0, cycle=3, student="rh-gamma", tokens=2000, elapsed_s=20.0,
+                                        tok_per_s=100.0, timeout_s=60))
+        await pilot.pause()
+        row = app.screen.query_one(StudentQueue).get_row("rh-gamma")
+        assert "100 t/s" in row[2].plain
+
+
+async def test_every_builtin_theme_renders(make_ui):
+    from textual.theme import BUILTIN_THEMES
+
+    app = make_ui(scenes.mid_cycle_events())
+    async with app.run_test(size=(160, 50)) as pilot:
+        for name in BUILTIN_THEMES:
+            app.theme = name
+            await pilot.pause()
+        await pilot.press("2")
+        await pilot.pause()
+        app.theme = "nord"
+        await pilot.pause()
