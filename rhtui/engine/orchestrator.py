@@ -366,6 +366,11 @@ class Orchestrator:
             await self._runnable.wait()
             if self._stop.is_set():
                 break
+            for c in candidates:  # disabled by the user during this cycle, before its turn
+                if c.enabled and c.name not in done and not self.enabled[c.name]:
+                    done.add(c.name)
+                    await self._record_skip(n, c, "disabled by user", "disabled")
+                    skipped.append((c.name, "disabled by user"))
             snap = await self._fresh_snapshot()
             step = self.scheduler.plan(
                 candidates, self.latest_profiles, done, snap, self.remaining_s(),
