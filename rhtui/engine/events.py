@@ -68,6 +68,7 @@ class StudentQueued(Event):
     cycle: int
     student: str
     position: int
+    """1-based place in this cycle's order."""
     need_mb: float | None
     fits: bool
     reason: str = ""

@@ -345,7 +345,7 @@ class Orchestrator:
             decision = self.guard.admit(need, snap) if need is not None else None
             self.emit(
                 ev.StudentQueued(
-                    ts=self.clock.now(), cycle=n, student=name, position=pos, need_mb=need,
+                    ts=self.clock.now(), cycle=n, student=name, position=pos + 1, need_mb=need,
                     fits=bool(decision and decision.ok), reason=decision.reason if decision else "no estimate yet",
                 )
             )
