@@ -13,6 +13,8 @@ app holds no engine logic; widgets never see the store or the backend.
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
@@ -159,6 +161,7 @@ class RhtuiApp(App[int]):
 
     def on_mount(self) -> None:
         self._unsubscribe = self.bus.subscribe(self.engine_event)
+        self._install_signal_handlers()
         self._pull_orchestrator_state()
         self.set_interval(1.0, self._tick, name="clock")
         self._tick()
@@ -171,6 +174,39 @@ class RhtuiApp(App[int]):
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        self._remove_signal_handlers()
+
+    _SIGNALS = ("SIGHUP", "SIGTERM")
+
+    def _install_signal_handlers(self) -> None:
+        """A dropped SSH session (SIGHUP) or a kill (SIGTERM) stops the engine gracefully:
+        cancel, unload, flush, then exit, as q does (without asking)."""
+        if self.is_headless or not self.start_engine:
+            return
+        loop = asyncio.get_running_loop()
+        for name in self._SIGNALS:
+            sig = getattr(signal, name, None)
+            if sig is None:
+                continue
+            try:
+                loop.add_signal_handler(sig, self.graceful_quit)
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
+                pass
+
+    def _remove_signal_handlers(self) -> None:
+        if self.is_headless or not self.start_engine:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        for name in self._SIGNALS:
+            sig = getattr(signal, name, None)
+            if sig is not None:
+                try:
+                    loop.remove_signal_handler(sig)
+                except (NotImplementedError, RuntimeError, ValueError):
+                    pass
 
     async def _run_engine(self) -> None:
         await self.orchestrator.run()
@@ -398,7 +434,9 @@ class RhtuiApp(App[int]):
             sections.append((f"{screen[0].VIEW.capitalize()}", rows_from_bindings(_bindings(own), key)))
             focused = screen[0].focused
             if focused is not None:
-                bindings = [b for bs in focused._bindings.key_to_bindings.values() for b in bs]
+                bindings_map = getattr(focused, "_bindings", None)
+                key_map = getattr(bindings_map, "key_to_bindings", {}) or {}
+                bindings = [b for bs in key_map.values() for b in bs]
                 name = FRIENDLY_NAMES.get(type(focused).__name__, type(focused).__name__)
                 sections.append((f"{name} (focused)", rows_from_bindings(bindings, key)))
         sections.append(("Anywhere", [("^p", "Command palette", "Every action here, and Theme to change colours")]))
@@ -423,6 +461,8 @@ class RhtuiApp(App[int]):
         """Ask the engine to stop (cancel, record aborted, unload, flush) and exit when run() returns."""
         if not self.engine_running:
             self.exit(1 if self.model.engine_error else 0)
+            return
+        if self.quitting:
             return
         self.quitting = True
         self._control("stop", self.orchestrator.request_stop)

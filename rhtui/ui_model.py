@@ -38,7 +38,8 @@ AREAS = (
 
 LOG_LINES = 1000
 PROPOSALS_KEPT = 200
-HISTORY_KEPT = 1000
+HISTORY_KEPT = 500
+"""Runs the history view keeps (about 4 hours at the reference pace); the store keeps them all."""
 CYCLES_KEPT = 500
 TIMELINE_BUCKETS = 120
 VRAM_SAMPLES_PER_STUDENT = 200

@@ -14,11 +14,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import Footer
 
 from rhtui.ui_model import UiModel
 from rhtui.ui_text import fmt_mb, one_line
 from rhtui.widgets.banner import Banner
+from rhtui.widgets.footer import RhFooter
 from rhtui.widgets.status_bar import StatusBar, StatusInfo
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ class RhtuiScreen(Screen):
         yield Banner(id="banner")
         with Vertical(id="body"):
             yield from self.compose_body()
-        yield Footer(compact=True)
+        yield RhFooter(compact=True)
 
     def compose_body(self) -> ComposeResult:  # pragma: no cover - abstract
         yield from ()

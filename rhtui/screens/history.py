@@ -25,4 +25,6 @@ class HistoryScreen(RhtuiScreen):
         if self.changed(model, "history"):
             table = self.query_one(RunsTable)
             table.show(model.history)
-            table.border_title = f"Runs of this session ({model.history_seq})"
+            n, kept = model.history_seq, len(model.history)
+            shown = f"{n}" if n == kept else f"{n}; the latest {kept} shown, `rhtui export runs` has all"
+            table.border_title = f"Runs and skips of this session ({shown})"

@@ -251,3 +251,32 @@ async def test_every_builtin_theme_renders(make_ui):
         await pilot.pause()
         app.theme = "nord"
         await pilot.pause()
+
+
+async def test_footer_recomposes_do_not_leak_widgets(make_ui):
+    """Textual's Footer keeps watchers of removed keys (textual#6666); RhFooter drops them."""
+    import gc
+
+    from textual.widgets._footer import FooterKey
+
+    from rhtui.widgets.footer import RhFooter
+
+    app = make_ui(scenes.mid_cycle_events())
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        footer = app.screen.query_one(RhFooter)
+
+        def alive() -> int:
+            gc.collect()
+            return sum(1 for o in gc.get_objects() if isinstance(o, FooterKey))
+
+        before = alive()
+        for i in range(20):  # a student starts and finishes: `s` is enabled, then disabled
+            app.engine_event(ev.StudentStarted(ts=T0 + i, cycle=9, student="rh-alpha", model="rh-alpha",
+                                               need_mb=3900, timeout_s=60))
+            await pilot.pause()
+            app.engine_event(ev.StudentSkipped(ts=T0 + i, cycle=9, student="rh-alpha", reason="x", kind="user"))
+            await pilot.pause()
+        await pilot.pause(0.2)
+        assert len(getattr(footer, "__watchers", {}).get("compact", [])) <= len(footer.children)
+        assert alive() <= before + 10
