@@ -142,6 +142,8 @@ class EmergencyStop(Event):
     used_mb: float | None
     total_mb: float | None
     reason: str
+    manual: bool = False
+    """Stopped by a person (`e`): it clears only by key, never by the cooldown."""
 
 
 @dataclass(frozen=True, slots=True)

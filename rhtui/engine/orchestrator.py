@@ -681,7 +681,8 @@ class Orchestrator:
         self._set_state("emergency", reason)
         self._calm_since = None
         self.emit(ev.EmergencyStop(ts=self.clock.now(), used_mb=snap.vram_used_mb if snap else None,
-                                   total_mb=snap.vram_total_mb if snap else None, reason=reason))
+                                   total_mb=snap.vram_total_mb if snap else None, reason=reason,
+                                   manual=self._emergency_manual))
         if self.current is not None:
             self._cancel_current("emergency", reason)
         await self._unload_students()

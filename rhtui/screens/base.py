@@ -56,7 +56,7 @@ def banner_for(m: UiModel, *, quitting: bool = False, include_backend: bool = Tr
         auto = (
             f" It resumes by itself once VRAM stays under {m.budget.max_fraction:.0%} for "
             f"{m.budget.cooldown_s:.0f} s."
-            if m.budget.cooldown_s > 0
+            if m.budget.cooldown_s > 0 and not e.manual
             else ""
         )
         return "emergency", (
