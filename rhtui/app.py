@@ -140,7 +140,7 @@ class RhtuiApp(App[int]):
             session_name=settings.session.name,
             host=getattr(backend, "host", None) or settings.ollama_host,
             students=[(s.name, s.tag, s.enabled) for s in settings.students],
-            duration_s=settings.session.duration_min * 60.0,
+            duration_s=settings.session.duration_min * 60.0 * float(getattr(clock, "speed", 1.0) or 1.0),
             budget=Budget(
                 reserve_mb=b.reserve_mb,
                 max_fraction=b.max_fraction,
