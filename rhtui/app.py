@@ -155,6 +155,9 @@ class RhtuiApp(App[int]):
         self._unsubscribe: Callable[[], None] | None = None
         self._flush_pending = False
         self._binding_sig: tuple = ()
+        self._instant_switch = False
+        self.views: dict[str, RhtuiScreen] = {}
+        """The view screens mounted so far, by mode name (each registers itself on mount)."""
         self.events_seen = 0
 
     # -- life cycle --------------------------------------------------------------
@@ -406,7 +409,22 @@ class RhtuiApp(App[int]):
     def action_switch_view(self, view: str) -> None:
         if view not in VIEWS or self.current_mode == view:
             return
-        self.switch_mode(view)
+        screen = self.views.get(view)
+        if screen is None or not screen.is_mounted:
+            self.switch_mode(view)  # first time: mounted now, behind Textual's short anti-flicker delay
+            return
+        # Shown before: bring it up to date while hidden, then swap in the same frame. Textual
+        # holds every mode switch back 50 ms to hide a half-mounted screen; there is none here.
+        screen.sync(self.model)
+        self._instant_switch = True
+        try:
+            self.switch_mode(view)
+        finally:
+            self._instant_switch = False
+
+    def delay_update(self, delay: float = 0.05) -> None:
+        if not self._instant_switch:
+            super().delay_update(delay)
 
     def action_next_view(self) -> None:
         i = VIEWS.index(self.current_mode) if self.current_mode in VIEWS else 0

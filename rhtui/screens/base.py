@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -46,8 +47,8 @@ def status_info(m: UiModel) -> StatusInfo:
     )
 
 
-def banner_for(m: UiModel, *, quitting: bool = False, include_backend: bool = True) -> tuple[str | None, str]:
-    """The one thing the banner should say now, most urgent first."""
+def banner_for(m: UiModel, *, quitting: bool = False, on_dashboard: bool = False) -> tuple[str, str]:
+    """What the banner line says now: the most urgent thing, or what the engine is doing."""
     if m.emergency is not None:
         e = m.emergency
         vram = ""
@@ -79,15 +80,33 @@ def banner_for(m: UiModel, *, quitting: bool = False, include_backend: bool = Tr
             f"✔ Session finished ({one_line(f.reason, 80)}): {f.cycles} cycles, {f.runs} runs, "
             f"{f.tokens:,} tokens. Everything is unloaded and saved. Press q to quit, 3 for the proposals."
         )
-    if include_backend and m.backend_down is not None:
-        return "error", (
-            f"✖ Ollama is not reachable at {one_line(m.backend_down.host, 80)} — retrying. "
-            "Press 1 for the dashboard: it says how to fix it."
-        )
+    if m.backend_down is not None:
+        where = "how to fix it is below" if on_dashboard else "press 1 for the dashboard: it says how to fix it"
+        return "error", f"✖ Ollama is not reachable at {one_line(m.backend_down.host, 80)} — retrying; {where}."
     if m.state == "paused":
         why = f" ({one_line(m.state_reason, 80)})" if m.state_reason else ""
         return "paused", f"❚❚ Paused{why} — no new student starts. Press p to resume."
-    return None, ""
+    return "info", activity(m)
+
+
+def activity(m: UiModel) -> str:
+    """The calm line: what the engine is doing. It changes when a student starts or ends, not every second."""
+    if m.state == "starting" or not m.cycle:
+        return f"◌ Starting: checking Ollama at {one_line(m.host or '?', 80)}, the card and the students…"
+    cycle = f"Cycle {m.cycle}"
+    if m.current is not None:
+        row = m.students.get(m.current)
+        doing = {"loading": "is loading", "unloading": "is unloading"}.get(row.status if row else "", "is writing")
+        place = ""
+        if row is not None and row.position and m.order:
+            place = f" ({row.position} of {len(m.order)})"
+        nxt = m.next_student
+        then = f"; next {nxt}" if nxt else ""
+        return f"▶ {cycle}: {m.current}{place} {doing}{then}."
+    nxt = m.next_student
+    if nxt:
+        return f"▶ {cycle}: {nxt} is next."
+    return f"▶ {cycle} done: waiting for the next cycle."
 
 
 class RhtuiScreen(Screen):
@@ -114,6 +133,7 @@ class RhtuiScreen(Screen):
     def __init__(self) -> None:
         super().__init__()
         self._seen: dict[str, int] = {}
+        self._hidden_with: tuple | None = None
 
     @property
     def rh_app(self) -> "RhtuiApp":
@@ -143,15 +163,30 @@ class RhtuiScreen(Screen):
         if self.changed(model, "status"):
             self.query_one(StatusBar).show(status_info(model))
         quitting = self.rh_app.quitting
-        banner = banner_for(model, quitting=quitting, include_backend=self.VIEW != "dashboard")
+        banner = banner_for(model, quitting=quitting, on_dashboard=self.VIEW == "dashboard")
         self.query_one(Banner).show(*banner)
         self.sync_body(model)
 
     def sync_body(self, model: UiModel) -> None:
         """Update the body's widgets from the areas that changed."""
 
-    def on_screen_resume(self) -> None:
+    def _style_inputs(self) -> tuple:
+        """What the stylesheet's result depends on beyond the screen's own nodes."""
+        app = self.app
+        return (app.size, app.theme, app.app_focus, app.ansi_color, app._css_update_count)
+
+    def on_screen_suspend(self) -> None:
+        self._hidden_with = self._style_inputs()
+
+    def on_screen_resume(self, event: events.ScreenResume) -> None:
+        # Textual re-applies the whole stylesheet to every node when a mode is shown again
+        # (~15 ms for the dashboard, and it drops the tables' render caches). Nothing a style
+        # depends on changes while a view is hidden unless the terminal, the theme or the
+        # focus did, so skip it then, as Textual itself does when a modal is popped.
+        if self._hidden_with is not None and self._hidden_with == self._style_inputs():
+            event.refresh_styles = False
         self.rh_app.sync_screen(self)
 
     def on_mount(self) -> None:
+        self.rh_app.views[self.VIEW] = self
         self.rh_app.sync_screen(self)

@@ -100,6 +100,10 @@ class CycleLog(RichLog):
                 t.append(sanitize(line.text), style=f"bold reverse {color}".strip())
             else:
                 t.append(sanitize(line.text), style=(bold + color).strip() or None)
-            self.write(t, width=self._width)
+            self.write(t, width=self._width, scroll_end=False)
             n += 1
+        if n and self._at_end:
+            # now, not after the next refresh: the new line shows in the same frame as the
+            # rest of the update (and a reader who scrolled up is left where they are)
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
         return n

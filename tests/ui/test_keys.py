@@ -85,7 +85,7 @@ async def test_e_emergency_stop_then_r_resumes(make_ui):
         await pilot.pause()
         assert orch.calls[-1] == ("clear_emergency",)
         assert app.model.emergency is None
-        assert app.screen.query_one("#banner").kind is None
+        assert app.screen.query_one("#banner").kind == "info"
 
 
 async def test_q_while_a_student_runs_asks_then_stops_gracefully_and_exits(make_ui):
@@ -280,3 +280,30 @@ async def test_footer_recomposes_do_not_leak_widgets(make_ui):
         await pilot.pause(0.2)
         assert len(getattr(footer, "__watchers", {}).get("compact", [])) <= len(footer.children)
         assert alive() <= before + 10
+
+
+async def test_a_view_shown_again_is_up_to_date_and_wears_the_current_theme(make_ui):
+    from rhtui.widgets.status_bar import StatusBar
+
+    orch = FakeOrchestrator()
+    app = make_ui(scenes.mid_cycle_events(), orchestrator=orch)
+    async with app.run_test() as pilot:
+        dashboard = app.screen
+        await pilot.press("2")
+        await pilot.pause()
+        # while the dashboard is hidden: the engine pauses and the theme changes
+        app.engine_event(ev.StateChanged(ts=T0, state="paused", reason="by user"))
+        app.theme = "textual-light"
+        await pilot.pause()
+        await pilot.press("1")
+        await pilot.pause()
+        assert app.screen is dashboard
+        assert "PAUSED" in str(dashboard.query_one(StatusBar).query_one("#sb-state").render())
+        assert dashboard.query_one("#banner").kind == "paused"
+        queue_bg = dashboard.query_one(StudentQueue).styles.background
+        # the same widget on a dashboard that was visible when the theme changed
+        fresh = make_ui(scenes.mid_cycle_events(), orchestrator=FakeOrchestrator())
+        async with fresh.run_test() as pilot2:
+            fresh.theme = "textual-light"
+            await pilot2.pause()
+            assert queue_bg == fresh.screen.query_one(StudentQueue).styles.background
