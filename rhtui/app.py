@@ -27,7 +27,6 @@ from textual.worker import Worker, WorkerState
 
 from rhtui.engine import events as ev
 from rhtui.engine.events import EventBus
-from rhtui.engine.records import StudentStats
 from rhtui.screens.base import RhtuiScreen
 from rhtui.screens.charts import ChartsScreen
 from rhtui.screens.confirm_quit import ConfirmQuit
@@ -246,7 +245,6 @@ class RhtuiApp(App[int]):
         """Fold events into the state at once, without collapsing any (seeding tests and replays)."""
         for event in events:
             self.model.apply(event)
-        self._pull_profiles()
         self._schedule_flush()
 
     @on(EngineEvent)
@@ -254,8 +252,6 @@ class RhtuiApp(App[int]):
         self.events_seen += 1
         event = message.event
         self.model.apply(event)
-        if isinstance(event, (ev.SessionStarted, ev.CycleStarted, ev.StudentFinished)):
-            self._pull_profiles()
         self._schedule_flush()
 
     def _schedule_flush(self) -> None:
@@ -299,30 +295,11 @@ class RhtuiApp(App[int]):
     # -- what the engine may share beyond events (duck-typed, optional) ----------------
 
     def _pull_orchestrator_state(self) -> None:
-        orch = self.orchestrator
-        if orch is None:
-            return
-        enabled = getattr(orch, "enabled", None)
+        """Which students the engine has enabled (a watcher may start after a key changed one)."""
+        enabled = getattr(self.orchestrator, "enabled", None) if self.orchestrator else None
         if isinstance(enabled, dict):
             for name, on in enabled.items():
                 self.model.set_enabled(name, bool(on))
-        self._pull_profiles()
-
-    def _pull_profiles(self) -> None:
-        profiles = getattr(self.orchestrator, "latest_profiles", None) if self.orchestrator else None
-        if not isinstance(profiles, dict) or not profiles:
-            return
-        stats = {}
-        for name, p in profiles.items():
-            s = to_student_stats(name, p)
-            if s is not None:
-                stats[name] = s
-        self.model.set_profiles(stats)
-
-    def seed_profiles(self, profiles: dict[str, StudentStats]) -> None:
-        """Learned profiles known before any run (tests, or a CLI that read them from the store)."""
-        self.model.set_profiles(profiles)
-        self._schedule_flush()
 
     # -- data for the charts (plain tuples) -------------------------------------------
 
@@ -466,6 +443,10 @@ class RhtuiApp(App[int]):
             return
         if any(isinstance(s, ConfirmQuit) for s in self.screen_stack):
             return
+        if getattr(self.orchestrator, "remote", False):  # a watcher: the session goes on without us
+            self.orchestrator.request_stop()
+            self.exit(0)
+            return
         if self.engine_running and self.model.current is not None:
             self.push_screen(ConfirmQuit(self.model.current), callback=self._confirmed_quit)
             return
@@ -526,33 +507,6 @@ def _runner(app: App, node: Any, action: str) -> Callable[[], Any]:
 
 def _bindings(spec: Iterable[BindingType]) -> list[Binding]:
     return list(Binding.make_bindings(spec))
-
-
-def to_student_stats(name: str, p: Any) -> StudentStats | None:
-    """A learned profile from the scheduler (any object with the usual field names) as StudentStats."""
-    if isinstance(p, StudentStats):
-        return p
-
-    def pick(*names: str) -> Any:
-        for n in names:
-            v = getattr(p, n, None)
-            if v is not None:
-                return v
-        return None
-
-    runs = pick("runs", "n_runs", "n")
-    if runs is None:
-        return None
-    return StudentStats(
-        student=name,
-        runs=int(runs),
-        failures=int(pick("failures", "n_failures") or 0),
-        vram_mean_mb=pick("vram_mean_mb", "mean_vram_mb"),
-        vram_p95_mb=pick("vram_p95_mb", "p95_vram_mb"),
-        seconds_mean=pick("seconds_mean", "mean_seconds", "seconds_mean_s"),
-        tokens_mean=pick("tokens_mean", "mean_tokens"),
-        tok_per_s_mean=pick("tok_per_s_mean", "mean_tok_per_s", "tok_s_mean"),
-    )
 
 
 def make_app(

@@ -436,6 +436,20 @@ class UiModel:
             self.add_log(e.ts, "warning", f"{e.student} may not fit: {e.reason or 'not enough VRAM'}")
         self.bump("queue")
 
+    def _fits_checked(self, e: ev.FitsChecked) -> None:
+        changed = False
+        for name, need, fits, reason in e.fits:
+            r = self.row(name)
+            new = (need, fits, reason)
+            if (r.need_mb, r.fits, r.fit_reason) != new:
+                r.need_mb, r.fits, r.fit_reason = new
+                changed = True
+        if changed:
+            self.bump("queue")
+
+    def _profiles(self, e: ev.ProfilesUpdated) -> None:
+        self.set_profiles({s.student: s for s in e.profiles})
+
     def _started(self, e: ev.StudentStarted) -> None:
         r = self.row(e.student)
         self.current = e.student
@@ -645,6 +659,8 @@ _HANDLERS = {
     ev.StateChanged: UiModel._state,
     ev.CycleStarted: UiModel._cycle_started,
     ev.StudentQueued: UiModel._queued,
+    ev.FitsChecked: UiModel._fits_checked,
+    ev.ProfilesUpdated: UiModel._profiles,
     ev.StudentStarted: UiModel._started,
     ev.StudentPhaseChanged: UiModel._phase,
     ev.TokensProgress: UiModel._tokens,

@@ -120,3 +120,27 @@ def _(e: ev.SessionFinished) -> tuple[Level, str]:
     return "info", (
         f"session #{e.session_id} finished ({e.reason}): {e.cycles} cycles, {e.runs} proposals, {e.tokens} tokens"
     )
+
+
+@format_event.register
+def _(e: ev.StudentQueued) -> tuple[Level, str]:
+    fit = "fits" if e.fits else "may not fit"
+    return "debug", f"[{e.student}] #{e.position} in cycle {e.cycle}: needs ~{_mb(e.need_mb)}, {fit}" + (
+        f" ({e.reason})" if e.reason else ""
+    )
+
+
+@format_event.register
+def _(e: ev.FitsChecked) -> tuple[Level, str]:
+    parts = [f"{name} {'yes' if ok else 'no'}" for name, _need, ok, _why in e.fits]
+    return "debug", f"fits now (cycle {e.cycle}): " + (", ".join(parts) if parts else "nobody is waiting")
+
+
+@format_event.register
+def _(e: ev.ProfilesUpdated) -> tuple[Level, str]:
+    def one(s) -> str:
+        tps = "N/A" if s.tok_per_s_mean is None else f"{s.tok_per_s_mean:.0f} tok/s"
+        secs = "N/A" if s.seconds_mean is None else f"{s.seconds_mean:.1f} s"
+        return f"{s.student} {s.runs} runs, {_mb(s.vram_mean_mb)}, {secs}, {tps}"
+
+    return "debug", "learned: " + ("; ".join(one(s) for s in e.profiles) if e.profiles else "nothing yet")

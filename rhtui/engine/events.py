@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from rhtui.engine.hardware import HardwareSnapshot
-from rhtui.engine.records import RunRecord
+from rhtui.engine.records import RunRecord, StudentStats
 
 Level = Literal["debug", "info", "warning", "error", "critical"]
 EngineState = Literal["starting", "running", "paused", "emergency", "backend_down", "stopping", "finished"]
@@ -164,6 +164,27 @@ class BackendUp(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class FitsChecked(Event):
+    """Whether each student still waiting in this cycle fits the card now.
+
+    Sent after every run and whenever a sample changes an answer (another process took
+    or freed VRAM), so "fits now" stays current between cycle starts. The running
+    student's own VRAM counts as free: the question is whether it fits once that is unloaded.
+    """
+
+    cycle: int
+    fits: tuple[tuple[str, float | None, bool, str], ...]
+    """(student, need MB, fits, reason) per waiting student."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProfilesUpdated(Event):
+    """What the scheduler has learned (all sessions): every student at the start, then the one that just ran."""
+
+    profiles: tuple[StudentStats, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class LogMessage(Event):
     level: Level
     text: str
@@ -229,10 +250,20 @@ def event_data(event: Event) -> dict:
         elif isinstance(value, HardwareSnapshot):
             continue  # samples live in hardware_snapshots
         elif isinstance(value, tuple):
-            out[f.name] = [list(v) if isinstance(v, tuple) else v for v in value]
+            out[f.name] = [_plain(v) for v in value]
         else:
             out[f.name] = value
     return out
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, StudentStats):
+        from dataclasses import asdict
+
+        return asdict(value)
+    return value
 
 
 def event_from_data(kind: str, data: dict, run: RunRecord | None = None) -> Event | None:
@@ -251,6 +282,10 @@ def event_from_data(kind: str, data: dict, run: RunRecord | None = None) -> Even
     try:
         if cls is CycleFinished:
             data["skipped"] = tuple(tuple(x) for x in data.get("skipped", ()))
+        elif cls is FitsChecked:
+            data["fits"] = tuple(tuple(x) for x in data.get("fits", ()))
+        elif cls is ProfilesUpdated:
+            data["profiles"] = tuple(StudentStats(**x) for x in data.get("profiles", ()))
         for key in ("order", "completed", "failed", "students"):
             if key in data and isinstance(data[key], list):
                 data[key] = tuple(data[key])

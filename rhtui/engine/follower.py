@@ -11,6 +11,7 @@ engine. Its controls have the orchestrator's names; they are written to the
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 from rhtui.engine import events as ev
 from rhtui.engine.clock import Clock
@@ -23,6 +24,9 @@ class NoSession(Exception):
 
 class RemoteSession:
     """The orchestrator's face for a session run by another process."""
+
+    remote = True
+    """Quitting the dashboard stops only the watching, never the session (nothing to confirm)."""
 
     def __init__(self, store: Store, clock: Clock, *, session_name: str | None = None,
                  interval_s: float = 1.0, bus: ev.EventBus | None = None) -> None:
@@ -37,6 +41,8 @@ class RemoteSession:
         self.enabled: dict[str, bool] = {}
         self._last_event_id = 0
         self._last_sample_ts: float | None = None
+        self.gpu_name: str | None = None
+        """The card's name, from the session's row (samples do not repeat it)."""
         self._stop = asyncio.Event()
 
     # -- controls: written to the database for the engine to take -------------------------
@@ -80,6 +86,7 @@ class RemoteSession:
             which = f"named {self.session_name!r}" if self.session_name else "at all"
             raise NoSession(f"no session {which} in this database yet")
         self.session_id = info.id
+        self.gpu_name = (info.meta or {}).get("gpu") or None
         return info.id
 
     async def poll(self) -> int:
@@ -102,6 +109,8 @@ class RemoteSession:
         snap = await self.store.latest_snapshot(self.session_id, self._last_sample_ts)
         if snap is not None:
             self._last_sample_ts = snap.ts
+            if snap.gpu_name is None and self.gpu_name:
+                snap = replace(snap, gpu_name=self.gpu_name)
             self.bus.emit(ev.HardwareSampled(ts=snap.ts, snapshot=snap))
         return n
 

@@ -34,7 +34,7 @@ from rhtui.engine.eventlog import format_event
 from rhtui.engine.hardware import HardwareProbe, HardwareSnapshot
 from rhtui.engine.prompts import PromptBank
 from rhtui.engine.records import RunRecord
-from rhtui.engine.scheduler import AdaptiveScheduler, Candidate, Step, StudentProfile
+from rhtui.engine.scheduler import AdaptiveScheduler, Candidate, Step, StudentProfile, stats_of
 from rhtui.engine.store import Store
 
 PROPOSAL_CAP_CHARS = 200_000
@@ -93,6 +93,10 @@ class Orchestrator:
         self.cycle = 0
         self.latest_snapshot: HardwareSnapshot | None = None
         self.latest_profiles: dict[str, StudentProfile] = {}
+        # this cycle's students in order, those done, and the last "fits now" sent (FitsChecked)
+        self._waiting: list[Candidate] = []
+        self._waiting_done: set[str] = set()
+        self._fits_shown: tuple[tuple[str, bool], ...] = ()
         self.backend_version = "?"
         self._history: dict[str, list[RunRecord]] = {}
         self._sizes: dict[str, float | None] = {}
@@ -206,6 +210,7 @@ class Orchestrator:
             if not await self._connect():
                 return
             await self._learn()
+            gpu = await self._gpu_name()
             self.session_id = await self.store.start_session(
                 self.settings.session.name,
                 self.clock.now(),
@@ -215,6 +220,7 @@ class Orchestrator:
                     "probe": self.probe.name,
                     "policy": self.settings.session.policy,
                     "duration_s": self.session_seconds,
+                    "gpu": gpu,
                 },
             )
             self._deadline = self.clock.monotonic() + self.session_seconds
@@ -232,6 +238,7 @@ class Orchestrator:
                     speed=self.clock.speed,
                 )
             )
+            self._share_profiles()
             if not self.probe.has_vram:
                 self.log("warning", f"no NVML ({getattr(self.probe, 'reason', 'no GPU')}): VRAM is judged from Ollama's /api/ps")
             self._set_state("running")
@@ -290,6 +297,11 @@ class Orchestrator:
         self.latest_profiles = self.scheduler.profiles_from_history(self._history)
         await self._refresh_models()
 
+    def _share_profiles(self, *names: str) -> None:
+        """Tell every face what the scheduler has learned (all students when no name is given)."""
+        order = [n for n in (names or self.students) if n in self.latest_profiles]
+        self.emit(ev.ProfilesUpdated(ts=self.clock.now(), profiles=tuple(stats_of(self.latest_profiles[n]) for n in order)))
+
     async def _refresh_models(self) -> None:
         try:
             models = {m.name: m for m in await self.backend.list_models()}
@@ -339,16 +351,14 @@ class Orchestrator:
         self.emit(ev.CycleStarted(ts=self.clock.now(), cycle=n, order=tuple(order)))
         snap = await self._fresh_snapshot()
         by_name = {c.name: c for c in candidates}
-        for pos, name in enumerate(order):
-            c = by_name[name]
-            need = self.scheduler.estimate_need(c, self.latest_profiles.get(name))
-            decision = self.guard.admit(need, snap) if need is not None else None
-            self.emit(
-                ev.StudentQueued(
-                    ts=self.clock.now(), cycle=n, student=name, position=pos + 1, need_mb=need,
-                    fits=bool(decision and decision.ok), reason=decision.reason if decision else "no estimate yet",
-                )
-            )
+        fits = self._fits([by_name[name] for name in order], snap)
+        for pos, (name, need, ok, why) in enumerate(fits):
+            self.emit(ev.StudentQueued(ts=self.clock.now(), cycle=n, student=name, position=pos + 1,
+                                       need_mb=need, fits=ok, reason=why))
+        done: set[str] = set()
+        self._waiting = [by_name[name] for name in order]
+        self._waiting_done = done
+        self._fits_shown = tuple((name, ok) for name, _need, ok, _why in fits if self._still_waiting(by_name[name]))
         completed: list[str] = []
         skipped: list[tuple[str, str]] = []
         skip_kinds: list[str] = []
@@ -361,7 +371,6 @@ class Orchestrator:
                 kind = "missing" if c.name in self._missing else "disabled"
                 await self._record_skip(n, c, why, kind)
                 skipped.append((c.name, why))
-        done: set[str] = set()
         while True:
             await self._runnable.wait()
             if self._stop.is_set():
@@ -387,6 +396,7 @@ class Orchestrator:
                 continue
             attempted += 1
             run = await self._run_student(n, c, step)
+            self._check_fits(await self._fresh_snapshot(), always=True)
             if run.status == "ok":
                 completed.append(c.name)
                 tokens += run.tokens or 0
@@ -394,6 +404,7 @@ class Orchestrator:
                 skipped.append((c.name, run.reason))
             else:
                 failed.append(c.name)
+        self._waiting = []
         seconds = self.clock.monotonic() - t0
         await self.store.end_cycle(cycle_id, self.clock.now(), len(completed), len(skipped), tokens, seconds)
         self.emit(
@@ -403,6 +414,32 @@ class Orchestrator:
             )
         )
         return attempted, skip_kinds
+
+    def _fits(self, candidates: list[Candidate], snap: HardwareSnapshot) -> list[tuple[str, float | None, bool, str]]:
+        """(student, need, fits, reason) for each candidate, judged on `snap`."""
+        out = []
+        for c in candidates:
+            need = self.scheduler.estimate_need(c, self.latest_profiles.get(c.name))
+            decision = self.guard.admit(need, snap) if need is not None else None
+            out.append((c.name, need, bool(decision and decision.ok), decision.reason if decision else "no estimate yet"))
+        return out
+
+    def _still_waiting(self, c: Candidate) -> bool:
+        return c.enabled and self.enabled[c.name] and c.name not in self._waiting_done and c.name != self.current
+
+    def _check_fits(self, snap: HardwareSnapshot, *, always: bool = False) -> None:
+        """Send FitsChecked for the students still waiting in this cycle: after every run
+        (`always`), and from the sampler when an answer changed."""
+        waiting = [c for c in self._waiting if self._still_waiting(c)]
+        if not waiting or self._ours_mb is None or snap.vram_used_mb is None:
+            return  # between cycles, or a load/unload in flight: the figure is not settled
+        if self._ours_mb:  # our running student's memory is freed before the next one loads
+            snap = snap.with_vram(max(0.0, snap.vram_used_mb - self._ours_mb), snap.vram_total_mb)
+        fits = self._fits(waiting, snap)
+        shown = tuple((name, ok) for name, _need, ok, _why in fits)
+        if always or shown != self._fits_shown:
+            self._fits_shown = shown
+            self.emit(ev.FitsChecked(ts=self.clock.now(), cycle=self.cycle, fits=tuple(fits)))
 
     def _trend(self) -> float | None:
         """VRAM trend of everything but our students, over the last TREND_WINDOW_S."""
@@ -498,6 +535,7 @@ class Orchestrator:
         self._totals["runs"] += status == "ok"
         self._totals["tokens"] += (tokens or 0) if status == "ok" else 0
         self.emit(ev.StudentFinished(ts=ended, cycle=n, student=c.name, run=run))
+        self._share_profiles(c.name)
         if backend_lost:
             await self._connect(initial=False)
             if not self._stop.is_set():
@@ -607,6 +645,13 @@ class Orchestrator:
 
     # -- sampling, budget and emergency --------------------------------------------------
 
+    async def _gpu_name(self) -> str | None:
+        """The card's name for the session's row (a watcher shows it; samples do not repeat it)."""
+        try:
+            return (await self.probe.sample()).gpu_name
+        except Exception:  # a probe that fails here fails again, and is reported, in the sampler
+            return None
+
     async def _fresh_snapshot(self) -> HardwareSnapshot:
         async with self._sample_lock:
             snap = await self.probe.sample()
@@ -636,6 +681,7 @@ class Orchestrator:
                 await self.store.add_snapshot(snap, self.session_id)
                 self.emit(ev.HardwareSampled(ts=snap.ts, snapshot=snap, vram_source="probe" if self.probe.has_vram else "ollama-ps"))
                 await self._watch_budget(snap)
+                self._check_fits(snap)
                 ticks += 1
                 await self._take_controls()  # keys from `rhtui watch`, within a second
                 if ticks % 2 == 0:  # samples reach the database (and a watcher) every two ticks

@@ -37,7 +37,7 @@ from typing import Literal
 from rhtui.engine.budget import BudgetGuard, vram_figures
 from rhtui.engine.config import BudgetPolicy, SessionOptions
 from rhtui.engine.hardware import HardwareSnapshot
-from rhtui.engine.records import RunRecord
+from rhtui.engine.records import RunRecord, StudentStats
 
 PROFILE_WINDOW = 50
 """Cost statistics come from this many most recent ok runs."""
@@ -149,6 +149,16 @@ class StudentProfile:
             efficiency=eff_tokens / eff_secs if eff_secs > 0 else None,
             last_status=attempted[-1].status if attempted else None,
         )
+
+
+def stats_of(profile: "StudentProfile") -> StudentStats:
+    """The profile as the queue and `rhtui report` show it."""
+    p = profile
+    return StudentStats(
+        student=p.student, runs=p.runs, failures=p.failures, vram_mean_mb=p.vram_mean_mb,
+        vram_p95_mb=p.vram_p95_mb, seconds_mean=p.seconds_mean, tokens_mean=p.tokens_mean,
+        tok_per_s_mean=p.tok_per_s_mean,
+    )
 
 
 def profiles_from_history(history: Mapping[str, Sequence[RunRecord]]) -> dict[str, StudentProfile]:

@@ -192,3 +192,39 @@ async def test_server_down_at_start_names_the_host(store, tmp_path):
         await orch.run()
     assert "http://127.0.0.1:9" in str(e.value) and "ollama serve" in str(e.value)
     await backend.close()
+
+
+async def test_learned_profiles_and_fits_now_are_shared_as_events(sim, store, make_engine):
+    orch, rec = make_engine()
+    await asyncio.wait_for(orch.run(), 60)
+    # at the start every profile (none yet on a fresh database), then the one that just ran
+    shared = rec.of(ev.ProfilesUpdated)
+    assert shared[0].profiles == ()
+    after_runs = shared[1:]
+    assert [p.profiles[0].student for p in after_runs] == STUDENTS
+    assert all(p.profiles[0].runs == 1 for p in after_runs)
+    zeta = after_runs[-1].profiles[0]
+    assert zeta.vram_mean_mb == pytest.approx(REFERENCE["rh-zeta"].resident_mb, rel=0.02)
+    # after each run: the students still waiting, in order, each with its need and answer
+    checks = [c for c in rec.of(ev.FitsChecked) if c.cycle == 1]
+    waiting_lists = [[name for name, *_ in c.fits] for c in checks]
+    for k in range(1, len(STUDENTS)):
+        assert STUDENTS[k:] in waiting_lists
+    assert all(ok for c in checks for _name, _need, ok, _why in c.fits)  # the reference card has room
+
+
+async def test_fits_now_follows_vram_taken_by_another_process_mid_cycle(sim, store, make_engine):
+    orch, rec = make_engine()
+
+    def on_event(e: ev.Event) -> None:
+        if isinstance(e, ev.StudentFinished) and e.student == "rh-alpha":
+            sim.world.add_external(6500)  # a game starts while rh-beta is next
+
+    orch.bus.subscribe(on_event)
+    await asyncio.wait_for(orch.run(), 60)
+    queued = {e.student: e for e in rec.of(ev.StudentQueued)}
+    assert queued["rh-zeta"].fits  # it fitted when the cycle started
+    verdicts = [dict((name, ok) for name, _need, ok, _why in c.fits) for c in rec.of(ev.FitsChecked)]
+    assert any(v.get("rh-zeta") is False for v in verdicts)
+    reasons = [why for c in rec.of(ev.FitsChecked) for name, _need, ok, why in c.fits if name == "rh-zeta" and not ok]
+    assert reasons and "MB" in reasons[0]

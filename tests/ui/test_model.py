@@ -97,3 +97,22 @@ def test_emergency_and_backend_down_are_remembered_until_cleared():
     assert m.backend_down is not None
     m.apply(ev.BackendUp(ts=T0, host="http://h:1", version="0.6.3"))
     assert m.backend_down is None and m.backend_version == "0.6.3"
+
+
+def test_fits_now_and_learned_profiles_arrive_as_events():
+    from rhtui.engine.records import StudentStats
+
+    m = model()
+    for e in mid_cycle():
+        m.apply(e)
+    assert m.students["rh-zeta"].fits is False
+    v = m.versions["queue"]
+    m.apply(ev.FitsChecked(ts=T0, cycle=3, fits=(("rh-delta", 3901.0, True, "fits"), ("rh-zeta", 5092.0, True, "fits"))))
+    assert m.students["rh-zeta"].fits is True and m.students["rh-zeta"].need_mb == 5092.0
+    assert m.versions["queue"] > v
+    v = m.versions["queue"]
+    m.apply(ev.FitsChecked(ts=T0, cycle=3, fits=(("rh-zeta", 5092.0, True, "fits"),)))
+    assert m.versions["queue"] == v  # nothing new: the queue is not redrawn
+    stats = StudentStats("rh-beta", 15, 0, 4390.0, 4450.0, 31.0, 3150.0, 109.0)
+    m.apply(ev.ProfilesUpdated(ts=T0, profiles=(stats,)))
+    assert m.students["rh-beta"].learned == stats and m.versions["queue"] > v
