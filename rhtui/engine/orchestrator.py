@@ -151,7 +151,7 @@ class Orchestrator:
         """No new student starts until resume(); the running one finishes."""
         if self.state == "running":
             self._runnable.clear()
-            self._set_state("paused", "paused by user")
+            self._set_state("paused", "by user")
 
     def resume(self) -> None:
         if self.state == "paused":

@@ -9,6 +9,7 @@ from textual.widgets import DataTable
 
 from rhtui.ui_model import HistoryRow
 from rhtui.ui_text import fmt_clock, fmt_int, fmt_num, one_line, theme_color
+from rhtui.widgets.table_caches import bound_render_caches
 
 STATUS_COLOR = {
     "ok": "text-success",
@@ -43,6 +44,7 @@ class RunsTable(DataTable):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        bound_render_caches(self, rows=64, columns=12)  # a screenful of a tall terminal
         self.last_seq = 0
         self._keys: list[int] = []
         self._width: int | None = None

@@ -10,6 +10,7 @@ from textual.widgets import DataTable
 
 from rhtui.ui_model import StudentRow
 from rhtui.ui_text import fmt_gb, fmt_int, fmt_num, one_line, theme_color
+from rhtui.widgets.table_caches import bound_render_caches
 
 STATUS_ICON = {
     "waiting": "· waiting",
@@ -80,6 +81,7 @@ class StudentQueue(DataTable):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False, show_cursor=True)
+        bound_render_caches(self, rows=12, columns=12)  # max-height 12; updated every second
         self._rows: dict[str, tuple] = {}
         self._order: list[str] = []
         self._wide: bool | None = None

@@ -118,3 +118,22 @@ async def test_q_while_running_asks_then_exits_cleanly_with_the_run_aborted(sim,
     assert [r.status for r in runs] == ["aborted"]
     assert sim.world.loaded_names() == []
     assert (await store.get_session(orch.session_id)).ended_at is not None
+
+
+async def test_the_log_shows_its_newest_line_after_a_view_switch(sim, store, make_engine):
+    from rhtui.widgets.cycle_log import CycleLog
+
+    app, orch, rec = build(sim, store, make_engine, session={"max_cycles": 4})
+    async with app.run_test(size=(160, 50)) as pilot:
+        await until(pilot, lambda: len(app.model.log) >= 22)  # as many lines as the log shows
+        await pilot.press("2")
+        seen = app.model.log_seq
+        await until(pilot, lambda: app.model.log_seq >= seen + 4)  # written while the log is hidden
+        await pilot.press("1")
+        await pilot.pause(0.05)
+        log = app.screen.query_one(CycleLog)
+        rows = [log.render_line(y).text.rstrip() for y in range(log.scrollable_content_region.height)]
+        assert rows[-1].strip(), rows[-6:]
+        assert log.scroll_y == log.max_scroll_y
+        orch.request_stop()
+        await until(pilot, lambda: orch.state == "finished")

@@ -307,3 +307,16 @@ async def test_a_view_shown_again_is_up_to_date_and_wears_the_current_theme(make
             fresh.theme = "textual-light"
             await pilot2.pause()
             assert queue_bg == fresh.screen.query_one(StudentQueue).styles.background
+
+
+async def test_the_queue_keeps_few_renderings_however_often_it_changes(make_ui):
+    app = make_ui(scenes.mid_cycle_events(), orchestrator=FakeOrchestrator())
+    async with app.run_test() as pilot:
+        queue = app.screen.query_one(StudentQueue)
+        for k in range(40):
+            app.engine_event(ev.TokensProgress(ts=T0 + k, cycle=3, student="rh-gamma", tokens=10 * k,
+                                               elapsed_s=float(k), tok_per_s=100.0 + k % 7, timeout_s=600))
+            await pilot.pause()
+        cells = queue._cell_render_cache
+        assert cells.maxsize <= 12 * 12 * 4 and len(cells) <= cells.maxsize
+        assert len(queue._line_cache) <= 64
