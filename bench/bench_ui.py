@@ -42,18 +42,13 @@ from pathlib import Path
 import psutil
 
 from bench._machine import machine_lines
+from rhtui.sim.reference import MEASURED
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 STUDENTS = ("rh-alpha", "rh-beta", "rh-gamma", "rh-delta", "rh-epsilon", "rh-zeta")
-REFERENCE = {  # resident MB, seconds, tokens (the reference scenario)
-    "rh-alpha": (3847, 28.5, 2847),
-    "rh-beta": (4389, 31.2, 3156),
-    "rh-gamma": (4401, 22.1, 2200),
-    "rh-delta": (3821, 29.3, 2900),
-    "rh-epsilon": (4098, 33.5, 3300),
-    "rh-zeta": (5012, 38.9, 3800),
-}
+REFERENCE = {name: (int(mb), secs, tokens) for name, (mb, secs, tokens) in MEASURED.items()}
+"""Resident MB, seconds, tokens per student on the reference card (as ints, as the screens show them)."""
 TOTAL_MB = 12282.0
 PROPOSAL = (
     "# A spectral approach\n\n"

@@ -15,20 +15,15 @@ from dataclasses import dataclass, field
 from rhtui.engine import events as ev
 from rhtui.engine.hardware import HardwareSnapshot
 from rhtui.engine.records import RunRecord, StudentStats
+from rhtui.sim.reference import MEASURED
 
 T0 = 1_700_000_000.0
 """The fixed start of every seeded session (ManualClock's default)."""
 TOTAL_MB = 12282.0
 STUDENTS = ("rh-alpha", "rh-beta", "rh-gamma", "rh-delta", "rh-epsilon", "rh-zeta")
 # resident MB / seconds / tokens per proposal, from the reference scenario
-REFERENCE = {
-    "rh-alpha": (3847, 28.5, 2847),
-    "rh-beta": (4389, 31.2, 3156),
-    "rh-gamma": (4401, 22.1, 2200),
-    "rh-delta": (3821, 29.3, 2900),
-    "rh-epsilon": (4098, 33.5, 3300),
-    "rh-zeta": (5012, 38.9, 3800),
-}
+REFERENCE = {name: (int(mb), secs, tokens) for name, (mb, secs, tokens) in MEASURED.items()}
+"""Resident MB, seconds, tokens per student on the reference card (as ints, as the screens show them)."""
 
 
 @dataclass
