@@ -20,6 +20,7 @@ from rhtui.ui_model import UiModel
 from rhtui.ui_text import fmt_mb, one_line
 from rhtui.widgets.banner import Banner
 from rhtui.widgets.footer import RhFooter
+from rhtui.widgets.render_caches import cap_caches
 from rhtui.widgets.status_bar import StatusBar, StatusInfo
 
 if TYPE_CHECKING:
@@ -132,6 +133,10 @@ class RhtuiScreen(Screen):
 
     def __init__(self) -> None:
         super().__init__()
+        # Textual keys query_one results by a count of changes to the screen's children and
+        # keeps 1,024 of them (with the widgets they point to); the proposals screen filled
+        # hundreds over a simulated session. A few dozen cover every query a view makes.
+        cap_caches(self, _query_one_cache=64)
         self._seen: dict[str, int] = {}
         self._hidden_with: tuple | None = None
 

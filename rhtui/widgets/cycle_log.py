@@ -10,6 +10,7 @@ from textual.widgets import RichLog
 
 from rhtui.ui_model import LOG_LINES, LogLine
 from rhtui.ui_text import fmt_clock, sanitize, theme_color
+from rhtui.widgets.render_caches import cap_caches
 
 LEVEL_TAG = {
     "debug": ("·", ""),
@@ -40,6 +41,7 @@ class CycleLog(RichLog):
 
     def __init__(self, *, id: str | None = None, max_lines: int = LOG_LINES) -> None:
         super().__init__(id=id, max_lines=max_lines, wrap=True, markup=False, highlight=False, min_width=20)
+        cap_caches(self, _line_cache=256)  # keyed by line number: a new entry per line written
         self.last_seq = 0
         self._source: Sequence[LogLine] = ()
         self._width = 0

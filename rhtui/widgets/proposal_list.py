@@ -11,6 +11,7 @@ from textual.widgets.option_list import Option
 
 from rhtui.engine.records import RunRecord
 from rhtui.ui_text import fmt_int, one_line
+from rhtui.widgets.render_caches import cap_caches
 
 MARK = {"ok": "✔", "timeout": "◔", "error": "✖", "aborted": "✖", "emergency": "■", "skipped": "↷"}
 
@@ -44,6 +45,7 @@ class ProposalList(OptionList):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, markup=False)
+        cap_caches(self, _option_render_cache=512)  # ~210 options at most (200 proposals, 6 latest, headings)
         self._shown: tuple = ()
 
     def show(self, latest: Mapping[str, tuple[int, RunRecord]], items: Sequence[tuple[int, RunRecord]],
