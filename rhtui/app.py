@@ -14,7 +14,10 @@ app holds no engine logic; widgets never see the store or the backend.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
@@ -150,6 +153,9 @@ class RhtuiApp(App[int]):
             sample_interval_s=settings.sample_interval_s,
         )
         self.quitting = False
+        self.hung_up = False
+        """The terminal went away (SIGHUP): the session is being stopped with nobody watching."""
+        self._previous_sighup: Any = None
         self._engine_worker: Worker | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._flush_pending = False
@@ -162,6 +168,7 @@ class RhtuiApp(App[int]):
     # -- life cycle --------------------------------------------------------------
 
     def on_mount(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._unsubscribe = self.bus.subscribe(self.engine_event)
         self._install_signal_handlers()
         self._pull_orchestrator_state()
@@ -178,37 +185,37 @@ class RhtuiApp(App[int]):
             self._unsubscribe = None
         self._remove_signal_handlers()
 
-    _SIGNALS = ("SIGHUP", "SIGTERM")
-
     def _install_signal_handlers(self) -> None:
-        """A dropped SSH session (SIGHUP) or a kill (SIGTERM) stops the engine gracefully:
-        cancel, unload, flush, then exit, as q does (without asking)."""
+        """A kill (SIGTERM) or a dropped SSH session / closed terminal (SIGHUP) stops the engine
+        gracefully: cancel, unload, flush, then exit, as q does (without asking)."""
         if self.is_headless or not self.start_engine:
             return
         loop = asyncio.get_running_loop()
-        for name in self._SIGNALS:
-            sig = getattr(signal, name, None)
-            if sig is None:
-                continue
-            try:
-                loop.add_signal_handler(sig, self.graceful_quit)
-            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
-                pass
+        try:
+            loop.add_signal_handler(signal.SIGTERM, self.graceful_quit)
+            # not through the loop: it must run before Textual's SIGCONT handler, and even
+            # while a write to the dead terminal holds the loop (see terminal_hung_up)
+            self._previous_sighup = signal.signal(signal.SIGHUP, self._on_hangup)
+        except (AttributeError, NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
+            pass
 
     def _remove_signal_handlers(self) -> None:
         if self.is_headless or not self.start_engine:
             return
         try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        for name in self._SIGNALS:
-            sig = getattr(signal, name, None)
-            if sig is not None:
-                try:
-                    loop.remove_signal_handler(sig)
-                except (NotImplementedError, RuntimeError, ValueError):
-                    pass
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+            if getattr(self, "_previous_sighup", None) is not None:
+                signal.signal(signal.SIGHUP, self._previous_sighup)
+        except (AttributeError, NotImplementedError, RuntimeError, ValueError):
+            pass
+
+    def _on_hangup(self, _signum: int, _frame: object) -> None:
+        self.hung_up = True
+        terminal_hung_up(self._driver)
+        try:
+            self._loop.call_soon_threadsafe(self.graceful_quit)
+        except RuntimeError:  # the loop is closed: we are exiting anyway
+            pass
 
     async def _run_engine(self) -> None:
         await self.orchestrator.run()
@@ -464,7 +471,11 @@ class RhtuiApp(App[int]):
         if self.quitting:
             return
         self.quitting = True
-        self._control("stop", self.orchestrator.request_stop)
+        orch = self.orchestrator
+        if self.hung_up and not getattr(orch, "remote", False):
+            self._control("stop", lambda: orch.request_stop("the terminal was closed (SIGHUP)"))
+        else:
+            self._control("stop", orch.request_stop)
         self.model.bump("banner", "status")
         self._schedule_flush()
         self.set_timer(QUIT_TIMEOUT_S, self._quit_timed_out, name="quit-timeout")
@@ -496,6 +507,43 @@ class RhtuiApp(App[int]):
         for cmd in super().get_system_commands(screen):
             if cmd.title not in ("Quit", "Keys"):
                 yield cmd
+
+
+def terminal_hung_up(driver: Any) -> None:
+    """The terminal is gone: make sure nothing waits on it while the engine stops.
+
+    Textual's Linux driver writes frames through a thread with a 30-slot queue; a
+    write to a hung-up terminal fails, that thread dies, and the next 30 frames
+    block the event loop for good, so the graceful stop never runs. The kernel's
+    SIGCONT after the hangup would also restart application mode on the dead
+    terminal. So: the terminal's descriptors now lead to /dev/null, the input thread
+    is told to stop (a read would fail or block), application mode is not restarted
+    on SIGCONT, and anything still queued for a dead writer thread is drained.
+    """
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        with contextlib.suppress(OSError):
+            os.dup2(devnull, fd)
+    os.close(devnull)
+    if driver is None:
+        return
+    driver._auto_restart = False
+    exit_event = getattr(driver, "exit_event", None)
+    if exit_event is not None:
+        exit_event.set()
+    writer = getattr(driver, "_writer_thread", None)
+    queue = getattr(writer, "_queue", None)
+    if queue is not None:
+        threading.Thread(target=_drain, args=(queue,), name="rhtui-hangup-drain", daemon=True).start()
+
+
+def _drain(queue: Any) -> None:
+    """Consume a dead writer's queue; hand its stop marker back to a live writer."""
+    while True:
+        item = queue.get()
+        if item is None:
+            queue.put(None)
+            return
 
 
 def _runner(app: App, node: Any, action: str) -> Callable[[], Any]:

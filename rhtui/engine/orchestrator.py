@@ -97,6 +97,7 @@ class Orchestrator:
         self._waiting: list[Candidate] = []
         self._waiting_done: set[str] = set()
         self._fits_shown: tuple[tuple[str, bool], ...] = ()
+        self._stop_reason = "stopped by user"
         self.backend_version = "?"
         self._history: dict[str, list[RunRecord]] = {}
         self._sizes: dict[str, float | None] = {}
@@ -187,9 +188,10 @@ class Orchestrator:
             return
         self._leave_emergency("resumed by user")
 
-    def request_stop(self) -> None:
+    def request_stop(self, reason: str = "stopped by user") -> None:
         """Graceful stop: cancel the running student (recorded `aborted`), unload, flush; run() returns."""
         if not self._stop.is_set():
+            self._stop_reason = reason
             self._stop.set()
             self._set_state("stopping", "stop requested")
             self._runnable.set()
@@ -322,7 +324,7 @@ class Orchestrator:
         while True:
             await self._runnable.wait()
             if self._stop.is_set():
-                return "stopped by user"
+                return self._stop_reason
             if self.remaining_s() == 0.0:
                 return "session time is up"
             if max_cycles is not None and self.cycle >= max_cycles:

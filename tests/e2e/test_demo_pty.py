@@ -94,3 +94,35 @@ def test_demo_in_a_pty_runs_a_student_and_quits_cleanly(tmp_path):
     assert statuses[0] == "ok"
     assert set(statuses) <= {"ok", "aborted", "skipped"}
     assert ended is not None  # the session was closed: the graceful path ran
+
+
+def test_a_closed_terminal_stops_the_session_gracefully_and_the_process_exits(tmp_path):
+    """An SSH session that drops: the terminal hangs up, the kernel sends SIGHUP then SIGCONT.
+    The running proposal is recorded aborted, the session closed, and the process exits."""
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"}
+    env.pop("NO_COLOR", None)
+    argv = [sys.executable, "-m", "rhtui.cli", "--demo", "--speed", "25", "--data-dir", str(tmp_path)]
+    db = tmp_path / "rhtui-demo.db"
+    term = Pty(argv, env)
+    try:
+        deadline = time.monotonic() + 90
+        while ok_runs(db) < 1 and time.monotonic() < deadline and term.proc.poll() is None:
+            term.pump(0.5)
+        assert ok_runs(db) >= 1, term.output[-3000:].decode(errors="replace")
+        term.pump(0.5)
+        os.close(term.master)  # the terminal is gone: reads and writes on it fail from now on
+        term.master = os.open(os.devnull, os.O_RDONLY)  # (so close() has something to close)
+        os.killpg(term.proc.pid, signal.SIGHUP)
+        os.killpg(term.proc.pid, signal.SIGCONT)
+        try:
+            code = term.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            pytest.fail("rhtui did not exit after its terminal hung up")
+        assert code == 0
+    finally:
+        term.close()
+    with sqlite3.connect(db) as c:
+        statuses = [s for (s,) in c.execute("SELECT status FROM student_runs ORDER BY id")]
+        ended, reason = c.execute("SELECT ended_at, end_reason FROM sessions").fetchone()
+    assert ended is not None and "terminal" in reason
+    assert set(statuses) <= {"ok", "aborted", "skipped"}
