@@ -173,7 +173,7 @@ class FeedEngine:
 
     def clear_emergency(self) -> None: ...
 
-    def request_stop(self) -> None:
+    def request_stop(self, reason: str = "stopped by user") -> None:
         self._stop.set()
 
 

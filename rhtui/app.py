@@ -472,10 +472,8 @@ class RhtuiApp(App[int]):
             return
         self.quitting = True
         orch = self.orchestrator
-        if self.hung_up and not getattr(orch, "remote", False):
-            self._control("stop", lambda: orch.request_stop("the terminal was closed (SIGHUP)"))
-        else:
-            self._control("stop", orch.request_stop)
+        reason = "the terminal was closed (SIGHUP)" if self.hung_up else "stopped by user"
+        self._control("stop", lambda: orch.request_stop(reason))
         self.model.bump("banner", "status")
         self._schedule_flush()
         self.set_timer(QUIT_TIMEOUT_S, self._quit_timed_out, name="quit-timeout")

@@ -74,7 +74,7 @@ class RemoteSession:
     def clear_emergency(self) -> None:
         self._send("clear_emergency")
 
-    def request_stop(self) -> None:
+    def request_stop(self, reason: str = "") -> None:
         """Stop watching; the session itself goes on (stop it from its own terminal)."""
         self._stop.set()
 
