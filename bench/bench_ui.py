@@ -476,9 +476,13 @@ def latency_section(reps: int) -> list[str]:
             if vals:
                 label = "first frame" if which == "first" else "settled"
                 lines.append(row(f"app side, {label}: key `{key}`", vals))
-    verdict = {what: statistics.median(v) * 1000 for what, v in lat.items() if "capture" not in what}
+    verdict = {what: statistics.median(v) * 1000 for what, v in lat.items()
+               if "capture" not in what and "first visit" not in what}
     worst = max(verdict.values())
-    lines += ["", f"Slowest end-to-end median: {worst:.1f} ms — target < 50 ms " + ("met." if worst < 50 else "NOT met."), ""]
+    first = statistics.median(lat["first visit of a view (2, 3, 4; it is built then)"]) * 1000
+    lines += ["", f"Slowest end-to-end median of a key: {worst:.1f} ms — target < 50 ms "
+              + ("met." if worst < 50 else "NOT met.")
+              + f" The first visit of a view, once a session, takes {first:.0f} ms (it is built then).", ""]
     return lines
 
 
@@ -572,16 +576,18 @@ def main(argv: list[str] | None = None) -> int:
     growth = half[-1][1] - half[0][1] if len(half) >= 2 else float("nan")
     peak = max(r[1] for r in first)
     lines += ["", f"Over the {session:.0f}-hour session: peak {peak:.1f} MB (target ≤ 150 MB: "
-              + ("met" if peak <= 150 else "NOT met") + f"); second half {growth:+.1f} MB (target: flat)."]
+              + ("met" if peak <= 150 else "NOT met") + f"); second half {growth:+.1f} MB "
+              f"({100 * growth / half[0][1]:+.1f} %; target: flat)."]
     if hours > session:
         late = [r for r in rows if r[0] >= hours / 2 + 3.9]
         if len(late) >= 2:
-            lines.append(f"Hours {late[0][0]:.0f}–{late[-1][0]:.0f}: {late[-1][1] - late[0][1]:+.1f} MB — the plateau.")
+            lines.append(f"Hours {late[0][0]:.0f}–{late[-1][0]:.0f}: {late[-1][1] - late[0][1]:+.1f} MB.")
     lines += ["", "Everything the dashboard keeps is bounded (log 1,000 lines, 200 proposals, 500 history rows, "
               "120 timeline buckets, 200 VRAM samples per student). The live-object count alternates with the "
-              "view shown at the measurement (views switch every half hour); for the same view it grows only "
-              "while Textual's bounded render caches fill (the DataTable cell cache holds up to 10,000 cells), "
-              "and both it and RSS level off after about 12 simulated hours.", ""]
+              "view shown at the measurement (views switch every half hour). The render caches of the tables, "
+              "the log and the proposal list are sized to what they show (Textual's defaults keep 1,000–10,000 "
+              "entries each and filled for hours). What still grows, slowly, is Textual's own rendering state "
+              "(strips and their per-strip caches); RSS gains about 1 MB per simulated 4 hours late in the run.", ""]
 
     out = ROOT / "bench" / "results" / "ui.md"
     out.write_text("\n".join(lines) + "\n")
