@@ -66,17 +66,25 @@ def ok_runs(db: Path) -> int:
         return 0
 
 
-def test_demo_in_a_pty_runs_a_student_and_quits_cleanly(tmp_path):
+def demo_after_one_run(tmp_path: Path) -> tuple[Pty, Path]:
+    """`rhtui --demo` in a pty, once a student has finished; returns (terminal, database)."""
     env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"}
     env.pop("NO_COLOR", None)
     argv = [sys.executable, "-m", "rhtui.cli", "--demo", "--speed", "25", "--data-dir", str(tmp_path)]
     db = tmp_path / "rhtui-demo.db"
     term = Pty(argv, env)
+    deadline = time.monotonic() + 90
+    while ok_runs(db) < 1 and time.monotonic() < deadline and term.proc.poll() is None:
+        term.pump(0.5)
+    if ok_runs(db) < 1:
+        term.close()
+        pytest.fail("no student finished: " + term.output[-3000:].decode(errors="replace"))
+    return term, db
+
+
+def test_demo_in_a_pty_runs_a_student_and_quits_cleanly(tmp_path):
+    term, db = demo_after_one_run(tmp_path)
     try:
-        deadline = time.monotonic() + 90
-        while ok_runs(db) < 1 and time.monotonic() < deadline and term.proc.poll() is None:
-            term.pump(0.5)
-        assert ok_runs(db) >= 1, term.output[-3000:].decode(errors="replace")
         assert b"rh-alpha" in term.output  # the queue was drawn
         term.send("q")
         term.pump(1.5)
@@ -99,16 +107,8 @@ def test_demo_in_a_pty_runs_a_student_and_quits_cleanly(tmp_path):
 def test_a_closed_terminal_stops_the_session_gracefully_and_the_process_exits(tmp_path):
     """An SSH session that drops: the terminal hangs up, the kernel sends SIGHUP then SIGCONT.
     The running proposal is recorded aborted, the session closed, and the process exits."""
-    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"}
-    env.pop("NO_COLOR", None)
-    argv = [sys.executable, "-m", "rhtui.cli", "--demo", "--speed", "25", "--data-dir", str(tmp_path)]
-    db = tmp_path / "rhtui-demo.db"
-    term = Pty(argv, env)
+    term, db = demo_after_one_run(tmp_path)
     try:
-        deadline = time.monotonic() + 90
-        while ok_runs(db) < 1 and time.monotonic() < deadline and term.proc.poll() is None:
-            term.pump(0.5)
-        assert ok_runs(db) >= 1, term.output[-3000:].decode(errors="replace")
         term.pump(0.5)
         os.close(term.master)  # the terminal is gone: reads and writes on it fail from now on
         term.master = os.open(os.devnull, os.O_RDONLY)  # (so close() has something to close)
