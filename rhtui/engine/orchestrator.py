@@ -373,6 +373,7 @@ class Orchestrator:
                 kind = "missing" if c.name in self._missing else "disabled"
                 await self._record_skip(n, c, why, kind)
                 skipped.append((c.name, why))
+        ran = False  # a run just ended: tell who still fits, on the snapshot the next plan reads
         while True:
             await self._runnable.wait()
             if self._stop.is_set():
@@ -383,6 +384,9 @@ class Orchestrator:
                     await self._record_skip(n, c, "disabled by user", "disabled")
                     skipped.append((c.name, "disabled by user"))
             snap = await self._fresh_snapshot()
+            if ran:
+                self._check_fits(snap, always=True)
+                ran = False
             step = self.scheduler.plan(
                 candidates, self.latest_profiles, done, snap, self.remaining_s(),
                 self._trend(),
@@ -398,7 +402,7 @@ class Orchestrator:
                 continue
             attempted += 1
             run = await self._run_student(n, c, step)
-            self._check_fits(await self._fresh_snapshot(), always=True)
+            ran = True
             if run.status == "ok":
                 completed.append(c.name)
                 tokens += run.tokens or 0
