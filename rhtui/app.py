@@ -39,6 +39,7 @@ from rhtui.screens.history import HistoryScreen
 from rhtui.screens.proposals import ProposalsScreen
 from rhtui.ui_model import Budget, UiModel
 from rhtui.widgets.cycle_chart import CycleTokens
+from rhtui.widgets.render_caches import unpin_styles_caches
 from rhtui.widgets.student_chart import StudentBars
 from rhtui.widgets.vram_chart import VramSeries
 
@@ -130,6 +131,7 @@ class RhtuiApp(App[int]):
         probe: Any | None = None,
     ) -> None:
         super().__init__()
+        unpin_styles_caches()
         self.settings = settings
         self.clock = clock
         self.orchestrator = orchestrator

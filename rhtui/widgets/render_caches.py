@@ -11,6 +11,9 @@ widgets need, so they are capped here; a Textual without these caches keeps its 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
+from textual import _styles_cache
 from textual.cache import LRUCache
 from textual.widget import Widget
 from textual.widgets import DataTable
@@ -39,3 +42,28 @@ def bound_render_caches(table: DataTable, *, rows: int, columns: int) -> dict[st
         _row_renderable_cache=rows * SCREENS_KEPT,
         _line_cache=rows * SCREENS_KEPT,
     )
+
+
+def unpin_styles_caches() -> bool:
+    """Key `StylesCache.get_inner_outer` on its colours, not on the StylesCache.
+
+    Returns True if it was changed now, False if there was nothing to change (a
+    Textual where it holds no instances, or where it was already changed here).
+    The colours are computed by Textual's own function, as before.
+    """
+    cls = getattr(_styles_cache, "StylesCache", None)
+    method = getattr(cls, "get_inner_outer", None)
+    original = getattr(method, "__wrapped__", None)
+    if cls is None or original is None or not hasattr(method, "cache_clear"):
+        return False
+
+    @lru_cache(1024)
+    def colours_only(base_background, background):  # type: ignore[no-untyped-def]
+        return original(None, base_background, background)
+
+    def get_inner_outer(self, base_background, background):  # type: ignore[no-untyped-def]
+        return colours_only(base_background, background)
+
+    method.cache_clear()  # let go of the instances it holds already
+    cls.get_inner_outer = get_inner_outer
+    return True

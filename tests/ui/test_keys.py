@@ -6,12 +6,18 @@ The same tests work against the real Orchestrator: build the app with
 
 from __future__ import annotations
 
+import gc
+
+from textual._styles_cache import StylesCache
+from textual.widget import Widget
+
 from rhtui.engine import events as ev
 from rhtui.screens.confirm_quit import ConfirmQuit
 from rhtui.screens.help import HelpScreen
+from rhtui.widgets.proposal_view import ProposalView
 from rhtui.widgets.student_queue import StudentQueue
 from tests.ui import scenes
-from tests.ui.fakes import T0, FakeOrchestrator, snapshot
+from tests.ui.fakes import T0, FakeOrchestrator, run_record, snapshot
 
 
 def running(student: str = "rh-gamma") -> list[ev.Event]:
@@ -320,3 +326,24 @@ async def test_the_queue_keeps_few_renderings_however_often_it_changes(make_ui):
         cells = queue._cell_render_cache
         assert cells.maxsize <= 12 * 12 * 4 and len(cells) <= cells.maxsize
         assert len(queue._line_cache) <= 64
+
+
+async def test_replaced_proposal_widgets_leave_no_styles_cache_behind(make_ui):
+    """Each shown proposal replaces the Markdown blocks; their renderings must go with them.
+
+    Textual's StylesCache.get_inner_outer keeps up to 1,024 StylesCache objects (and their
+    lines) alive after the widgets are removed, unless the app keys it on colours alone.
+    """
+    app = make_ui(scenes.mid_cycle_events(), orchestrator=FakeOrchestrator())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("3")
+        await pilot.pause()
+        for cycle in range(4, 24):
+            parts = (f"## Part {k}\n\n- step {k}\n- cycle {cycle}\n\n> bound the error term" for k in range(cycle % 5 + 1))
+            text = "\n\n".join(parts)
+            app.screen.query_one(ProposalView).show(run_record("rh-alpha", cycle, proposal=text))
+            await pilot.pause()
+        gc.collect()
+        live_widgets = sum(1 for o in gc.get_objects() if isinstance(o, Widget))
+        caches = sum(1 for o in gc.get_objects() if type(o) is StylesCache)
+        assert caches <= live_widgets, f"{caches} StylesCache objects for {live_widgets} widgets"
