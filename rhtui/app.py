@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
-from textual import on
+from textual import events, on
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.message import Message
@@ -30,6 +30,7 @@ from textual.worker import Worker, WorkerState
 
 from rhtui.engine import events as ev
 from rhtui.engine.events import EventBus
+from rhtui.idle_gc import IdleCollector
 from rhtui.screens.base import RhtuiScreen
 from rhtui.screens.charts import ChartsScreen
 from rhtui.screens.confirm_quit import ConfirmQuit
@@ -166,6 +167,8 @@ class RhtuiApp(App[int]):
         self.views: dict[str, RhtuiScreen] = {}
         """The view screens mounted so far, by mode name (each registers itself on mount)."""
         self.events_seen = 0
+        self.idle_gc = IdleCollector(self._gc_due)
+        """Full garbage collections wait for a pause in the input (see rhtui/idle_gc.py)."""
 
     # -- life cycle --------------------------------------------------------------
 
@@ -173,6 +176,7 @@ class RhtuiApp(App[int]):
         self._loop = asyncio.get_running_loop()
         self._unsubscribe = self.bus.subscribe(self.engine_event)
         self._install_signal_handlers()
+        self.idle_gc.install()
         self._pull_orchestrator_state()
         self.set_interval(1.0, self._tick, name="clock")
         self._tick()
@@ -186,6 +190,22 @@ class RhtuiApp(App[int]):
             self._unsubscribe()
             self._unsubscribe = None
         self._remove_signal_handlers()
+        self.idle_gc.uninstall()
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.InputEvent):
+            self.idle_gc.note_input()
+        await super().on_event(event)
+
+    def _gc_due(self) -> None:
+        """From inside the garbage collector, on any thread: run the collection from the loop."""
+        with contextlib.suppress(RuntimeError):  # the loop is closing
+            self._loop.call_soon_threadsafe(self._gc_step)
+
+    def _gc_step(self) -> None:
+        delay = self.idle_gc.step()
+        if delay is not None:
+            self.set_timer(delay, self._gc_step, name="idle gc")
 
     def _install_signal_handlers(self) -> None:
         """A kill (SIGTERM) or a dropped SSH session / closed terminal (SIGHUP) stops the engine

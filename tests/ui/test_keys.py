@@ -12,6 +12,7 @@ from textual._styles_cache import StylesCache
 from textual.widget import Widget
 
 from rhtui.engine import events as ev
+from rhtui.idle_gc import NEVER
 from rhtui.screens.confirm_quit import ConfirmQuit
 from rhtui.screens.help import HelpScreen
 from rhtui.widgets.proposal_view import ProposalView
@@ -347,3 +348,17 @@ async def test_replaced_proposal_widgets_leave_no_styles_cache_behind(make_ui):
         live_widgets = sum(1 for o in gc.get_objects() if isinstance(o, Widget))
         caches = sum(1 for o in gc.get_objects() if type(o) is StylesCache)
         assert caches <= live_widgets, f"{caches} StylesCache objects for {live_widgets} widgets"
+
+
+async def test_full_collections_wait_for_quiet_input_and_are_given_back_on_exit(make_ui):
+    before = gc.get_threshold()
+    app = make_ui(scenes.mid_cycle_events())
+    async with app.run_test() as pilot:
+        assert gc.get_threshold()[2] == NEVER, "CPython's own full collections are held while the app runs"
+        await pilot.press("2")
+        for _ in range(app.idle_gc._every):
+            gc.collect(1)
+        assert app.idle_gc.collections == 0
+        await pilot.pause(0.3)
+        assert app.idle_gc.collections == 1
+    assert gc.get_threshold() == before
