@@ -168,6 +168,7 @@ class RhtuiApp(App[int]):
         """The view screens mounted so far, by mode name (each registers itself on mount)."""
         self.events_seen = 0
         self.idle_gc = IdleCollector(self._gc_due)
+        self._gc_timer: asyncio.TimerHandle | None = None
         """Full garbage collections wait for a pause in the input (see rhtui/idle_gc.py)."""
 
     # -- life cycle --------------------------------------------------------------
@@ -186,11 +187,13 @@ class RhtuiApp(App[int]):
             )
 
     def on_unmount(self) -> None:
+        self.idle_gc.uninstall()  # first: CPython's thresholds come back whatever fails below
+        if self._gc_timer is not None:
+            self._gc_timer.cancel()
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
         self._remove_signal_handlers()
-        self.idle_gc.uninstall()
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.InputEvent):
@@ -203,9 +206,14 @@ class RhtuiApp(App[int]):
             self._loop.call_soon_threadsafe(self._gc_step)
 
     def _gc_step(self) -> None:
+        # plain loop callbacks, not Textual timers: this may have been scheduled from another
+        # thread's context (the input or writer thread), which has no active app
+        if self._gc_timer is not None:
+            self._gc_timer.cancel()
+            self._gc_timer = None
         delay = self.idle_gc.step()
-        if delay is not None:
-            self.set_timer(delay, self._gc_step, name="idle gc")
+        if delay is not None and self.idle_gc.installed:
+            self._gc_timer = self._loop.call_later(delay, self._gc_step)
 
     def _install_signal_handlers(self) -> None:
         """A kill (SIGTERM) or a dropped SSH session / closed terminal (SIGHUP) stops the engine

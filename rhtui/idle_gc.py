@@ -5,10 +5,12 @@ objects have survived the young collections. With the dashboard's live objects
 (100,000-250,000, many of them Textual's rendered lines) one takes 40-120 ms on
 the event loop, and a key pressed just then waits for it: that was the whole
 tail of the key latency in bench/results/ui.md. Here the young generations stay
-automatic and the full collection is taken over: when CPython would consider
-one (its third threshold of young collections reached), it runs at the first
-moment with no input for `idle_s`, or after `max_defer_s` whatever happens, so
-memory is reclaimed as before, just not while a person is typing.
+automatic and the full collection is taken over: when CPython would run one
+(its third threshold of young collections reached, and the objects that
+reached the oldest generation since the last full collection at least a
+quarter of those that survived it), it runs at the first moment with no input
+for `idle_s`, or after `max_defer_s` whatever happens, so memory is reclaimed
+as before, just not while a person is typing.
 """
 
 from __future__ import annotations
@@ -44,6 +46,12 @@ class IdleCollector:
         """Full collections run here (for tests and the bench)."""
         self._saved: tuple[int, int, int] | None = None
         self._every = 10
+        self._next_check = 10
+        """count[2] (young-1 collections since the last full one) at which to look again."""
+        self._survivors = 0
+        """Objects in the oldest generation after the last full collection."""
+        self._confirmed = False
+        """The due collection passed CPython's quarter rule (checked once per due)."""
 
     @property
     def installed(self) -> bool:
@@ -59,6 +67,8 @@ class IdleCollector:
             return False
         self._saved = (t0, t1, t2)
         self._every = max(1, t2)
+        self._survivors = len(gc.get_objects(2))
+        self._next_check = gc.get_count()[2] + self._every
         gc.set_threshold(t0, t1, NEVER)
         gc.callbacks.append(self._on_gc)
         return True
@@ -73,6 +83,7 @@ class IdleCollector:
         gc.set_threshold(t0, t1, self._saved[2])
         self._saved = None
         self.due_since = None
+        self._confirmed = False
 
     def note_input(self) -> None:
         """A key or a mouse event arrived: hold the collection back a little."""
@@ -80,11 +91,20 @@ class IdleCollector:
 
     def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
         # runs inside the collector, on whichever thread allocated: only note and wake
-        if phase != "stop" or info.get("generation") != 1 or self.due_since is not None:
+        if phase != "stop":
             return
-        if gc.get_count()[2] >= self._every:
-            self.due_since = self.clock()
-            self.wake()
+        generation = info.get("generation")
+        if generation == 2:  # a full collection, ours or anybody's (gc.collect())
+            self._next_check = self._every
+            self._survivors = -1  # counted at the next check
+            return
+        if generation != 1 or gc.get_count()[2] < self._next_check:
+            return
+        now = self.clock()
+        if self.due_since is not None and now - self.due_since < 2 * self.max_defer_s:
+            return  # already woken; a wake older than that was lost: wake again
+        self.due_since = now
+        self.wake()
 
     def step(self) -> float | None:
         """Run the due collection if input is quiet (or it waited long enough).
@@ -93,11 +113,25 @@ class IdleCollector:
         """
         if self.due_since is None:
             return None
+        if not self._confirmed:
+            old = len(gc.get_objects(2))
+            if self._survivors < 0:
+                self._survivors = old
+            if old - self._survivors < self._survivors // 4:
+                # too few new old objects for CPython to collect yet: look again later
+                self._next_check = gc.get_count()[2] + self._every
+                self.due_since = None
+                return None
+            self._confirmed = True
         now = self.clock()
         quiet = now - self.last_input
-        if quiet < self.idle_s and now - self.due_since < self.max_defer_s:
-            return self.idle_s - quiet
-        self.due_since = None
+        waited = now - self.due_since
+        if quiet < self.idle_s and waited < self.max_defer_s:
+            return min(self.idle_s - quiet, self.max_defer_s - waited)
         gc.collect()
+        self._survivors = len(gc.get_objects(2))
+        self._next_check = self._every
+        self.due_since = None
+        self._confirmed = False
         self.collections += 1
         return None

@@ -11,6 +11,7 @@ widgets need, so they are capped here; a Textual without these caches keeps its 
 
 from __future__ import annotations
 
+import inspect
 from functools import lru_cache
 
 from textual import _styles_cache
@@ -52,9 +53,15 @@ def unpin_styles_caches() -> bool:
     The colours are computed by Textual's own function, as before.
     """
     cls = getattr(_styles_cache, "StylesCache", None)
-    method = getattr(cls, "get_inner_outer", None)
+    # only the shape this works around: a plain lru_cache on a function of (self, base, background)
+    method = getattr(cls, "__dict__", {}).get("get_inner_outer")
     original = getattr(method, "__wrapped__", None)
-    if cls is None or original is None or not hasattr(method, "cache_clear"):
+    if original is None or not hasattr(method, "cache_clear"):
+        return False
+    try:
+        if len(inspect.signature(original).parameters) != 3:
+            return False
+    except (TypeError, ValueError):
         return False
 
     @lru_cache(1024)

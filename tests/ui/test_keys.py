@@ -7,8 +7,11 @@ The same tests work against the real Orchestrator: build the app with
 from __future__ import annotations
 
 import gc
+import threading
 
+from textual import _styles_cache
 from textual._styles_cache import StylesCache
+from textual.color import Color
 from textual.widget import Widget
 
 from rhtui.engine import events as ev
@@ -16,6 +19,7 @@ from rhtui.idle_gc import NEVER
 from rhtui.screens.confirm_quit import ConfirmQuit
 from rhtui.screens.help import HelpScreen
 from rhtui.widgets.proposal_view import ProposalView
+from rhtui.widgets.render_caches import unpin_styles_caches
 from rhtui.widgets.student_queue import StudentQueue
 from tests.ui import scenes
 from tests.ui.fakes import T0, FakeOrchestrator, run_record, snapshot
@@ -355,10 +359,29 @@ async def test_full_collections_wait_for_quiet_input_and_are_given_back_on_exit(
     app = make_ui(scenes.mid_cycle_events())
     async with app.run_test() as pilot:
         assert gc.get_threshold()[2] == NEVER, "CPython's own full collections are held while the app runs"
+        app.idle_gc.idle_s, app.idle_gc.max_defer_s = 60.0, 0.5
+        keep = [[] for _ in range(len(gc.get_objects(2)) // 3 + 1)]  # new old objects: worth collecting
+
+        def young_collections() -> None:  # as Textual's input or writer thread may trigger them
+            for _ in range(app.idle_gc._every):
+                gc.collect(1)
+
         await pilot.press("2")
-        for _ in range(app.idle_gc._every):
-            gc.collect(1)
-        assert app.idle_gc.collections == 0
-        await pilot.pause(0.3)
-        assert app.idle_gc.collections == 1
+        worker = threading.Thread(target=young_collections)
+        worker.start()
+        worker.join()
+        await pilot.pause()
+        assert app.idle_gc.due_since is not None and app.idle_gc.collections == 0, "held: a key was just pressed"
+        await pilot.pause(1.0)
+        assert app.idle_gc.collections == 1, "run after max_defer_s even without a quiet moment"
+        del keep
     assert gc.get_threshold() == before
+
+
+def test_unpinned_inner_outer_colours_are_textuals():
+    unpin_styles_caches()
+    base, background = Color(10, 20, 30), Color(200, 100, 0, 0.5)
+    inner, outer = StylesCache().get_inner_outer(base, background)
+    assert inner == _styles_cache.Style(background=base + background)
+    assert outer == _styles_cache.Style(background=base)
+    assert StylesCache().get_inner_outer(base, background) == (inner, outer)

@@ -29,9 +29,13 @@ def collector():
     assert gc.get_threshold() == before
 
 
-def make_due(c: IdleCollector) -> None:
+def make_due(c: IdleCollector) -> list:
+    """Enough young collections, and enough new objects reaching the oldest generation
+    (a quarter of it), for CPython to want a full collection. Keep the result alive."""
+    keep = [[] for _ in range(len(gc.get_objects(2)) // 3 + 1)]
     for _ in range(c._every):
         gc.collect(1)
+    return keep
 
 
 def test_install_takes_over_full_collections_and_uninstall_gives_them_back():
@@ -59,9 +63,36 @@ def test_nothing_is_due_until_cpython_would_consider_a_full_collection(collector
     assert woken == [1], "woken once per due collection"
 
 
+def test_few_new_old_objects_are_not_worth_a_full_collection(collector):
+    c, clock, woken = collector
+    gc.collect()
+    for _ in range(c._every):
+        gc.collect(1)
+    assert woken == [1]
+    assert c.step() is None and c.collections == 0, "CPython would not collect yet either"
+    for _ in range(c._every - 1):
+        gc.collect(1)
+    assert woken == [1], "the next look is another threshold of young collections away"
+    keep = make_due(c)
+    assert woken == [1, 1] and c.step() is None and c.collections == 1
+    del keep
+
+
+def test_a_wake_that_was_lost_is_sent_again(collector):
+    c, clock, woken = collector
+    keep = make_due(c)
+    assert woken == [1]
+    gc.collect(1)
+    assert woken == [1]
+    clock.t += 2 * c.max_defer_s
+    gc.collect(1)
+    assert woken == [1, 1]
+    del keep
+
+
 def test_a_due_collection_waits_for_quiet_input(collector):
     c, clock, woken = collector
-    make_due(c)
+    keep = make_due(c)  # noqa: F841
     c.note_input()
     clock.t += 0.03125
     delay = c.step()
@@ -75,7 +106,7 @@ def test_a_due_collection_waits_for_quiet_input(collector):
 
 def test_constant_input_defers_it_only_so_long(collector):
     c, clock, woken = collector
-    make_due(c)
+    keep = make_due(c)  # noqa: F841
     for _ in range(32):  # input every 0.125 s for 4 s
         c.note_input()
         clock.t += 0.0625
@@ -91,3 +122,11 @@ def test_not_installed_when_automatic_collection_is_off():
         assert not IdleCollector(lambda: None).install()
     finally:
         gc.enable()
+
+
+def test_the_next_try_is_never_later_than_the_deferral_limit(collector):
+    c, clock, woken = collector
+    keep = make_due(c)  # noqa: F841
+    clock.t += 3.96875
+    c.note_input()
+    assert c.step() == 0.03125, "the limit (4 s) is nearer than the quiet moment (0.125 s)"
