@@ -89,6 +89,10 @@ def engine_message(event: ev.Event) -> EngineEvent:
 # -- the app -------------------------------------------------------------------------
 
 
+NO_SIGNALS = (AttributeError, NotImplementedError, RuntimeError, ValueError)
+"""What installing a signal handler raises off the main thread or on Windows: run without them."""
+
+
 class RhtuiApp(App[int]):
     """The rhtui dashboard. Build it with `make_app`."""
 
@@ -168,8 +172,8 @@ class RhtuiApp(App[int]):
         """The view screens mounted so far, by mode name (each registers itself on mount)."""
         self.events_seen = 0
         self.idle_gc = IdleCollector(self._gc_due)
-        self._gc_timer: asyncio.TimerHandle | None = None
         """Full garbage collections wait for a pause in the input (see rhtui/idle_gc.py)."""
+        self._gc_timer: asyncio.TimerHandle | None = None
 
     # -- life cycle --------------------------------------------------------------
 
@@ -221,31 +225,25 @@ class RhtuiApp(App[int]):
         if self.is_headless or not self.start_engine:
             return
         loop = asyncio.get_running_loop()
-        try:
+        with contextlib.suppress(*NO_SIGNALS):
             loop.add_signal_handler(signal.SIGTERM, self.graceful_quit)
             # not through the loop: it must run before Textual's SIGCONT handler, and even
             # while a write to the dead terminal holds the loop (see terminal_hung_up)
             self._previous_sighup = signal.signal(signal.SIGHUP, self._on_hangup)
-        except (AttributeError, NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
-            pass
 
     def _remove_signal_handlers(self) -> None:
         if self.is_headless or not self.start_engine:
             return
-        try:
+        with contextlib.suppress(*NO_SIGNALS):
             asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
-            if getattr(self, "_previous_sighup", None) is not None:
+            if self._previous_sighup is not None:
                 signal.signal(signal.SIGHUP, self._previous_sighup)
-        except (AttributeError, NotImplementedError, RuntimeError, ValueError):
-            pass
 
     def _on_hangup(self, _signum: int, _frame: object) -> None:
         self.hung_up = True
         terminal_hung_up(self._driver)
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: we are exiting anyway
             self._loop.call_soon_threadsafe(self.graceful_quit)
-        except RuntimeError:  # the loop is closed: we are exiting anyway
-            pass
 
     async def _run_engine(self) -> None:
         await self.orchestrator.run()

@@ -7,6 +7,13 @@ number that only grows. In a dashboard that changes every second for hours they
 fill with renderings that are never read again: megabytes held, and a resident
 size that creeps for hours until they are full. A few screens' worth is all our
 widgets need, so they are capped here; a Textual without these caches keeps its own.
+
+One more cache is Textual's by accident: `StylesCache.get_inner_outer` is an
+`lru_cache` on an instance method, so it keeps the last 1,024 StylesCache
+objects alive, with every line they rendered, long after their widgets are
+gone (Textualize/textual#6665). A dashboard that replaces a proposal's Markdown
+blocks every few minutes fills it over hours. `unpin_styles_caches` keys it on
+the two colours it depends on instead.
 """
 
 from __future__ import annotations
