@@ -182,7 +182,7 @@ def trace_io(path: str) -> None:
     from textual import events as tev
     from textual.drivers.linux_driver import LinuxDriver
 
-    from rhtui.app import RhtuiApp
+    from rhtui.tui.app import RhtuiApp
 
     out = open(path, "w", buffering=1)  # noqa: SIM115 - lives as long as the process
     post, write = RhtuiApp.post_message, LinuxDriver.write
@@ -259,7 +259,7 @@ def serve(view: str, active: bool, trace: str | None = None) -> int:
     """The app in this terminal, fed by FeedEngine (what the tmux pane runs)."""
     if trace:
         trace_io(trace)
-    from rhtui.app import make_app
+    from rhtui.tui.app import make_app
     from rhtui.engine.clock import SystemClock
     from rhtui.engine.config import Settings
 
@@ -399,7 +399,7 @@ def live_objects() -> int:
 
 async def memory_8h(hours: float = 8.0) -> list[tuple[float, float, int, int]]:
     """(simulated hour, RSS MB, events fed, live gc-tracked objects) after each simulated hour."""
-    from rhtui.app import make_app
+    from rhtui.tui.app import make_app
     from rhtui.engine import events as ev
     from rhtui.engine.clock import ManualClock
     from rhtui.engine.config import Settings
@@ -544,7 +544,7 @@ def latency_section(reps: int) -> list[str]:
               f"Full garbage collections in the app during the run: {len(gcs)}"
               + (f" ({1000 * statistics.median(gcs):.0f} ms median, {1000 * max(gcs):.0f} ms max)" if gcs else "")
               + f"; {hit} of them while a key waited for its frame. They are held until the input has been "
-              "quiet for 0.1 s (`rhtui/idle_gc.py`); left to CPython, they ran whenever due and were the "
+              "quiet for 0.1 s (`rhtui/tui/idle_gc.py`); left to CPython, they ran whenever due and were the "
               "whole tail of this table (p95 50–68 ms, max 75–80 ms for `p`).", ""]
     return lines
 
@@ -642,7 +642,7 @@ def main(argv: list[str] | None = None) -> int:
               "keep 1,000–10,000 entries each and filled for hours), and `StylesCache.get_inner_outer`, an "
               "`lru_cache` on an instance method that kept the last 1,024 removed widgets' renderings alive "
               "(Textualize/textual#6665; every proposal shown replaces its Markdown blocks), is keyed on the "
-              "colours alone (`rhtui/widgets/render_caches.py`). Before that fix RSS still grew about 1 MB per "
+              "colours alone (`rhtui/tui/widgets/render_caches.py`). Before that fix RSS still grew about 1 MB per "
               "simulated 4 hours late in the run, with the live-object count rising with it.", ""]
 
     out = ROOT / "bench" / "results" / "ui.md"

@@ -70,7 +70,7 @@ def demo_after_one_run(tmp_path: Path) -> tuple[Pty, Path]:
     """`rhtui --demo` in a pty, once a student has finished; returns (terminal, database)."""
     env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"}
     env.pop("NO_COLOR", None)
-    argv = [sys.executable, "-m", "rhtui.cli", "--demo", "--speed", "25", "--data-dir", str(tmp_path)]
+    argv = [sys.executable, "-m", "rhtui.commands.cli", "--demo", "--speed", "25", "--data-dir", str(tmp_path)]
     db = tmp_path / "rhtui-demo.db"
     term = Pty(argv, env)
     deadline = time.monotonic() + 90

@@ -19,7 +19,7 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-RHTUI = [sys.executable, "-m", "rhtui.cli"]
+RHTUI = [sys.executable, "-m", "rhtui.commands.cli"]
 
 
 def run(args: list[str], **kw) -> subprocess.CompletedProcess:

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from rhtui.app import make_app
+from rhtui.tui.app import make_app
 from rhtui.engine import events as ev
 
 pytestmark = pytest.mark.integration
@@ -121,7 +121,7 @@ async def test_q_while_running_asks_then_exits_cleanly_with_the_run_aborted(sim,
 
 
 async def test_the_log_shows_its_newest_line_after_a_view_switch(sim, store, make_engine):
-    from rhtui.widgets.cycle_log import CycleLog
+    from rhtui.tui.widgets.cycle_log import CycleLog
 
     app, orch, rec = build(sim, store, make_engine, session={"max_cycles": 4})
     async with app.run_test(size=(160, 50)) as pilot:

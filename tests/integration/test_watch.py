@@ -81,9 +81,9 @@ async def test_no_session_to_watch_says_so(tmp_path):
 
 
 async def test_a_watcher_shows_the_card_and_quits_without_touching_the_session(sim, store, make_engine, tmp_path):
-    from rhtui.app import make_app
-    from rhtui.screens.confirm_quit import ConfirmQuit
-    from rhtui.widgets.gauges import Gauges
+    from rhtui.tui.app import make_app
+    from rhtui.tui.screens.confirm_quit import ConfirmQuit
+    from rhtui.tui.widgets.gauges import Gauges
 
     orch, _rec = make_engine(session={"max_cycles": 3})
     task = asyncio.ensure_future(orch.run())

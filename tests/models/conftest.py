@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from rhtui.cli import app
+from rhtui.commands.cli import app
 from rhtui.engine.clock import ScaledClock
 from rhtui.engine.modelfile import discover_students, load_modelfile
 from rhtui.sim.scenario import load_scenario

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 
 import pytest
 
-from rhtui.app import RhtuiApp, make_app
+from rhtui.tui.app import RhtuiApp, make_app
 from rhtui.engine.clock import ManualClock
 from rhtui.engine.config import Settings
 from rhtui.engine.events import Event

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from rhtui.engine import events as ev
-from rhtui.widgets.chart import Chart, nice_ticks
-from rhtui.widgets.vram_chart import VramChart
+from rhtui.tui.widgets.chart import Chart, nice_ticks
+from rhtui.tui.widgets.vram_chart import VramChart
 from tests.ui import scenes
 from tests.ui.fakes import T0, snapshot
 

@@ -15,12 +15,12 @@ from textual.color import Color
 from textual.widget import Widget
 
 from rhtui.engine import events as ev
-from rhtui.idle_gc import NEVER
-from rhtui.screens.confirm_quit import ConfirmQuit
-from rhtui.screens.help import HelpScreen
-from rhtui.widgets.proposal_view import ProposalView
-from rhtui.widgets.render_caches import unpin_styles_caches
-from rhtui.widgets.student_queue import StudentQueue
+from rhtui.tui.idle_gc import NEVER
+from rhtui.tui.screens.confirm_quit import ConfirmQuit
+from rhtui.tui.screens.help import HelpScreen
+from rhtui.tui.widgets.proposal_view import ProposalView
+from rhtui.tui.widgets.render_caches import unpin_styles_caches
+from rhtui.tui.widgets.student_queue import StudentQueue
 from tests.ui import scenes
 from tests.ui.fakes import T0, FakeOrchestrator, run_record, snapshot
 
@@ -193,9 +193,9 @@ async def test_question_mark_and_f1_open_help_listing_every_key(make_ui):
 
 
 async def test_every_binding_has_an_id_and_a_description():
-    from rhtui.app import RhtuiApp
-    from rhtui.screens.base import RhtuiScreen
-    from rhtui.screens.dashboard import DashboardScreen
+    from rhtui.tui.app import RhtuiApp
+    from rhtui.tui.screens.base import RhtuiScreen
+    from rhtui.tui.screens.dashboard import DashboardScreen
 
     for owner in (RhtuiApp, RhtuiScreen, DashboardScreen):
         for b in owner.BINDINGS:
@@ -270,7 +270,7 @@ async def test_footer_recomposes_do_not_leak_widgets(make_ui):
 
     from textual.widgets._footer import FooterKey
 
-    from rhtui.widgets.footer import RhFooter
+    from rhtui.tui.widgets.footer import RhFooter
 
     app = make_ui(scenes.mid_cycle_events())
     async with app.run_test() as pilot:
@@ -294,7 +294,7 @@ async def test_footer_recomposes_do_not_leak_widgets(make_ui):
 
 
 async def test_a_view_shown_again_is_up_to_date_and_wears_the_current_theme(make_ui):
-    from rhtui.widgets.status_bar import StatusBar
+    from rhtui.tui.widgets.status_bar import StatusBar
 
     orch = FakeOrchestrator()
     app = make_ui(scenes.mid_cycle_events(), orchestrator=orch)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from rhtui.app import HardwareUpdate, TokensUpdate, engine_message
+from rhtui.tui.app import HardwareUpdate, TokensUpdate, engine_message
 from rhtui.engine import events as ev
-from rhtui.ui_model import LOG_LINES, PROPOSALS_KEPT, TIMELINE_BUCKETS, Budget, Timeline, UiModel
+from rhtui.tui.state import LOG_LINES, PROPOSALS_KEPT, TIMELINE_BUCKETS, Budget, Timeline, UiModel
 from tests.ui.fakes import STUDENTS, T0, mid_cycle, run_record, snapshot
 
 

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 
-from rhtui.ui_text import markdown_parser, one_line, safe_text, sanitize
+from rhtui.tui.text import markdown_parser, one_line, safe_text, sanitize
 
 
 def test_escape_sequences_are_shown_not_executed():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from rhtui.cli import app
+from rhtui.commands.cli import app
 
 runner = CliRunner()
 

@@ -8,7 +8,7 @@ from rich.console import Console
 
 from rhtui.engine import events as ev
 from rhtui.engine.records import RunRecord
-from rhtui.headless import LinePrinter
+from rhtui.commands.headless import LinePrinter
 
 
 def printed(*events) -> str:

@@ -6,7 +6,7 @@ import gc
 
 import pytest
 
-from rhtui.idle_gc import NEVER, IdleCollector
+from rhtui.tui.idle_gc import NEVER, IdleCollector
 
 
 class Clock:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Grid
 
-from rhtui.screens.base import RhtuiScreen
-from rhtui.ui_model import UiModel
-from rhtui.widgets.chart import Chart
-from rhtui.widgets.cycle_chart import CycleChart
-from rhtui.widgets.student_chart import StudentChart
-from rhtui.widgets.vram_chart import VramChart
+from rhtui.tui.screens.base import RhtuiScreen
+from rhtui.tui.state import UiModel
+from rhtui.tui.widgets.chart import Chart
+from rhtui.tui.widgets.cycle_chart import CycleChart
+from rhtui.tui.widgets.student_chart import StudentChart
+from rhtui.tui.widgets.vram_chart import VramChart
 
 
 class ChartsScreen(RhtuiScreen):

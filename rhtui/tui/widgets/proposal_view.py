@@ -8,7 +8,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Markdown, Static
 
 from rhtui.engine.records import RunRecord
-from rhtui.ui_text import fmt_clock, fmt_int, fmt_mb, fmt_num, markdown_parser, one_line, sanitize
+from rhtui.tui.text import fmt_clock, fmt_int, fmt_mb, fmt_num, markdown_parser, one_line, sanitize
 
 
 def metrics_text(run: RunRecord) -> Text:

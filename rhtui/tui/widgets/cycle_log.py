@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from rich.text import Text
 from textual.widgets import RichLog
 
-from rhtui.ui_model import LOG_LINES, LogLine
-from rhtui.ui_text import fmt_clock, sanitize, theme_color
-from rhtui.widgets.render_caches import cap_caches
+from rhtui.tui.state import LOG_LINES, LogLine
+from rhtui.tui.text import fmt_clock, sanitize, theme_color
+from rhtui.tui.widgets.render_caches import cap_caches
 
 LEVEL_TAG = {
     "debug": ("·", ""),

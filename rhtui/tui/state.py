@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from rhtui.engine import events as ev
 from rhtui.engine.hardware import HardwareSnapshot
 from rhtui.engine.records import RunRecord, StudentStats
-from rhtui.ui_text import fmt_dur, fmt_int, fmt_mb, fmt_num, one_line
+from rhtui.tui.text import fmt_dur, fmt_int, fmt_mb, fmt_num, one_line
 
 AREAS = (
     "status",

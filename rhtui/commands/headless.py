@@ -18,7 +18,7 @@ from rich.text import Text
 from rhtui.engine import events as ev
 from rhtui.engine.eventlog import format_event
 from rhtui.engine.orchestrator import Orchestrator
-from rhtui.ui_text import one_line
+from rhtui.tui.text import one_line
 
 STYLES = {"debug": "dim", "info": "", "warning": "yellow", "error": "red", "critical": "bold white on red"}
 

@@ -20,7 +20,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from rhtui.cli_context import CliContext, make_console
+from rhtui.commands.context import CliContext, make_console
 from rhtui.engine.backend import (
     BackendError,
     BackendUnreachable,
@@ -44,7 +44,7 @@ from rhtui.engine.modelfile import (
     to_create_request,
     wire_request,
 )
-from rhtui.ui_text import one_line as sanitize_line, sanitize
+from rhtui.tui.text import one_line as sanitize_line, sanitize
 
 models_app = typer.Typer(
     name="models",

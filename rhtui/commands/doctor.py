@@ -18,12 +18,12 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from rhtui.cli_context import CliContext, make_console
+from rhtui.commands.context import CliContext, make_console
 from rhtui.engine.backend import BackendError, BackendUnreachable, ModelInfo, OllamaBackend
 from rhtui.engine.config import ConfigError, Settings, default_config_path, load_settings, value_sources
 from rhtui.engine.modelfile import full_tag
-from rhtui.models_cli import Student, command_prefix, load_students, model_state
-from rhtui.ui_text import one_line as sanitize_line, sanitize
+from rhtui.commands.models import Student, command_prefix, load_students, model_state
+from rhtui.tui.text import one_line as sanitize_line, sanitize
 
 Verdict = Literal["OK", "WARN", "FAIL", "SKIP"]
 _STYLE = {"OK": "bold green", "WARN": "bold yellow", "FAIL": "bold red", "SKIP": "dim"}

@@ -11,7 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from rhtui.ui_text import one_line
+from rhtui.tui.text import one_line
 
 
 class ConfirmQuit(ModalScreen[bool]):

@@ -10,7 +10,7 @@ from textual.containers import Horizontal
 from textual.widget import Widget
 from textual.widgets import Static
 
-from rhtui.ui_text import fmt_hms, fmt_int, one_line
+from rhtui.tui.text import fmt_hms, fmt_int, one_line
 
 VIEWS: tuple[tuple[str, str, str], ...] = (
     ("1", "dashboard", "Dashboard"),

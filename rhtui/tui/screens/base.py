@@ -16,15 +16,15 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import Screen
 
-from rhtui.ui_model import UiModel
-from rhtui.ui_text import fmt_mb, one_line
-from rhtui.widgets.banner import Banner
-from rhtui.widgets.footer import RhFooter
-from rhtui.widgets.render_caches import cap_caches
-from rhtui.widgets.status_bar import StatusBar, StatusInfo
+from rhtui.tui.state import UiModel
+from rhtui.tui.text import fmt_mb, one_line
+from rhtui.tui.widgets.banner import Banner
+from rhtui.tui.widgets.footer import RhFooter
+from rhtui.tui.widgets.render_caches import cap_caches
+from rhtui.tui.widgets.status_bar import StatusBar, StatusInfo
 
 if TYPE_CHECKING:
-    from rhtui.app import RhtuiApp
+    from rhtui.tui.app import RhtuiApp
 
 VIEW_GROUP = Binding.Group("Views", compact=True)
 # The view keys are not in the footer: the header's view bar shows them (and takes clicks).

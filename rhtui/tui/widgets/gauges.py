@@ -8,8 +8,8 @@ from textual.content import Content
 from textual.widget import Widget
 
 from rhtui.engine.hardware import HardwareSnapshot
-from rhtui.ui_model import Budget
-from rhtui.ui_text import fmt_gb, fmt_mb, na, one_line
+from rhtui.tui.state import Budget
+from rhtui.tui.text import fmt_gb, fmt_mb, na, one_line
 
 ZONE_STYLE = {
     "ok": "$success",

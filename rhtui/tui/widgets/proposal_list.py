@@ -10,8 +10,8 @@ from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from rhtui.engine.records import RunRecord
-from rhtui.ui_text import fmt_int, one_line
-from rhtui.widgets.render_caches import cap_caches
+from rhtui.tui.text import fmt_int, one_line
+from rhtui.tui.widgets.render_caches import cap_caches
 
 MARK = {"ok": "✔", "timeout": "◔", "error": "✖", "aborted": "✖", "emergency": "■", "skipped": "↷"}
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 from textual_plotext.plot import Plot
 
-from rhtui.widgets.chart import Chart, nice_ticks, tick_label
+from rhtui.tui.widgets.chart import Chart, nice_ticks, tick_label
 
 Metric = Literal["tps", "secs"]
 TITLES = {"tps": "tokens/s per student (mean, this session)", "secs": "seconds per proposal (mean, this session)"}

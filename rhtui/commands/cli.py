@@ -24,7 +24,7 @@ import typer
 from rich.text import Text
 
 from rhtui import __version__
-from rhtui.cli_context import CliContext, make_console
+from rhtui.commands.context import CliContext, make_console
 from rhtui.engine.config import Settings
 
 app = typer.Typer(
@@ -137,7 +137,7 @@ async def _run_session(settings: Settings, run: RunOptions) -> int:
 
         if run.headless:
             from rhtui.engine.orchestrator import Orchestrator
-            from rhtui.headless import run_headless
+            from rhtui.commands.headless import run_headless
 
             orch = Orchestrator(settings, backend, probe, store, clock, retry_backend=False)
             try:
@@ -146,7 +146,7 @@ async def _run_session(settings: Settings, run: RunOptions) -> int:
                 err.print(Text(f"rhtui: {exc}"))
                 return 1
 
-        from rhtui.app import make_app
+        from rhtui.tui.app import make_app
 
         tui = make_app(settings, backend, probe, store, clock)
         await tui.run_async()
@@ -227,7 +227,7 @@ def watch(
 
 
 async def _watch(settings: Settings, db: Path, session: str | None) -> int:
-    from rhtui.app import make_app
+    from rhtui.tui.app import make_app
     from rhtui.engine.clock import SystemClock
     from rhtui.engine.follower import NoSession, RemoteSession
     from rhtui.engine.store import Store, StoreError
@@ -278,7 +278,7 @@ def report(
     demo: Annotated[bool, typer.Option("--demo", help="Report on the simulator's database.")] = False,
 ) -> None:
     """Per-student averages and the VRAM timeline of past sessions."""
-    from rhtui.report import print_report
+    from rhtui.commands.report import print_report
 
     settings: Settings = ctx.obj.settings()
     raise typer.Exit(asyncio.run(print_report(_db_for(settings, demo), session, fmt.value, points, make_console())))
@@ -299,7 +299,7 @@ def export(
     demo: Annotated[bool, typer.Option("--demo", help="Export from the simulator's database.")] = False,
 ) -> None:
     """Export runs, proposals or the VRAM timeline to stdout."""
-    from rhtui.report import export_data
+    from rhtui.commands.report import export_data
 
     settings: Settings = ctx.obj.settings()
     raise typer.Exit(asyncio.run(export_data(_db_for(settings, demo), what.value, session, fmt.value, sys.stdout)))
@@ -308,13 +308,13 @@ def export(
 def _register_optional() -> None:
     """The models and doctor commands live in their own modules."""
     try:
-        from rhtui.models_cli import models_app
+        from rhtui.commands.models import models_app
 
         app.add_typer(models_app, name="models", help="Create, verify, list and remove the student models.")
     except ImportError:  # pragma: no cover
         pass
     try:
-        from rhtui.doctor import doctor
+        from rhtui.commands.doctor import doctor
 
         app.command(name="doctor", help="Check everything rhtui needs, with the fix for each failure.")(doctor)
     except ImportError:  # pragma: no cover

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 
-from rhtui.screens.base import RhtuiScreen
-from rhtui.ui_model import UiModel
-from rhtui.widgets.runs_table import RunsTable
+from rhtui.tui.screens.base import RhtuiScreen
+from rhtui.tui.state import UiModel
+from rhtui.tui.widgets.runs_table import RunsTable
 
 
 class HistoryScreen(RhtuiScreen):

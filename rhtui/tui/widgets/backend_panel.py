@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from rhtui.ui_text import one_line
+from rhtui.tui.text import one_line
 
 
 class BackendPanel(Static):

@@ -7,10 +7,10 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 
 from rhtui.engine.records import RunRecord
-from rhtui.screens.base import RhtuiScreen
-from rhtui.ui_model import UiModel
-from rhtui.widgets.proposal_list import ProposalList
-from rhtui.widgets.proposal_view import ProposalView
+from rhtui.tui.screens.base import RhtuiScreen
+from rhtui.tui.state import UiModel
+from rhtui.tui.widgets.proposal_list import ProposalList
+from rhtui.tui.widgets.proposal_view import ProposalView
 
 
 class ProposalsScreen(RhtuiScreen):

@@ -30,19 +30,19 @@ from textual.worker import Worker, WorkerState
 
 from rhtui.engine import events as ev
 from rhtui.engine.events import EventBus
-from rhtui.idle_gc import IdleCollector
-from rhtui.screens.base import RhtuiScreen
-from rhtui.screens.charts import ChartsScreen
-from rhtui.screens.confirm_quit import ConfirmQuit
-from rhtui.screens.dashboard import DashboardScreen
-from rhtui.screens.help import HelpScreen, rows_from_bindings
-from rhtui.screens.history import HistoryScreen
-from rhtui.screens.proposals import ProposalsScreen
-from rhtui.ui_model import Budget, UiModel
-from rhtui.widgets.cycle_chart import CycleTokens
-from rhtui.widgets.render_caches import unpin_styles_caches
-from rhtui.widgets.student_chart import StudentBars
-from rhtui.widgets.vram_chart import VramSeries
+from rhtui.tui.idle_gc import IdleCollector
+from rhtui.tui.screens.base import RhtuiScreen
+from rhtui.tui.screens.charts import ChartsScreen
+from rhtui.tui.screens.confirm_quit import ConfirmQuit
+from rhtui.tui.screens.dashboard import DashboardScreen
+from rhtui.tui.screens.help import HelpScreen, rows_from_bindings
+from rhtui.tui.screens.history import HistoryScreen
+from rhtui.tui.screens.proposals import ProposalsScreen
+from rhtui.tui.state import Budget, UiModel
+from rhtui.tui.widgets.cycle_chart import CycleTokens
+from rhtui.tui.widgets.render_caches import unpin_styles_caches
+from rhtui.tui.widgets.student_chart import StudentBars
+from rhtui.tui.widgets.vram_chart import VramSeries
 
 VIEWS = ("dashboard", "charts", "proposals", "history")
 FRIENDLY_NAMES = {"StudentQueue": "Student table", "RunsTable": "Runs table", "ProposalList": "Proposal list"}
@@ -172,7 +172,7 @@ class RhtuiApp(App[int]):
         """The view screens mounted so far, by mode name (each registers itself on mount)."""
         self.events_seen = 0
         self.idle_gc = IdleCollector(self._gc_due)
-        """Full garbage collections wait for a pause in the input (see rhtui/idle_gc.py)."""
+        """Full garbage collections wait for a pause in the input (see rhtui/tui/idle_gc.py)."""
         self._gc_timer: asyncio.TimerHandle | None = None
 
     # -- life cycle --------------------------------------------------------------

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from textual_plotext.plot import Plot
 
-from rhtui.widgets.chart import Chart, nice_ticks, tick_label
+from rhtui.tui.widgets.chart import Chart, nice_ticks, tick_label
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,9 +8,9 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
 
-from rhtui.ui_model import StudentRow
-from rhtui.ui_text import fmt_gb, fmt_int, fmt_num, one_line, theme_color
-from rhtui.widgets.render_caches import bound_render_caches
+from rhtui.tui.state import StudentRow
+from rhtui.tui.text import fmt_gb, fmt_int, fmt_num, one_line, theme_color
+from rhtui.tui.widgets.render_caches import bound_render_caches
 
 STATUS_ICON = {
     "waiting": "· waiting",

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from rich.text import Text
 from textual.widgets import DataTable
 
-from rhtui.ui_model import HistoryRow
-from rhtui.ui_text import fmt_clock, fmt_int, fmt_num, one_line, theme_color
-from rhtui.widgets.render_caches import bound_render_caches
+from rhtui.tui.state import HistoryRow
+from rhtui.tui.text import fmt_clock, fmt_int, fmt_num, one_line, theme_color
+from rhtui.tui.widgets.render_caches import bound_render_caches
 
 STATUS_COLOR = {
     "ok": "text-success",

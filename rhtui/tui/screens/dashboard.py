@@ -9,13 +9,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 
-from rhtui.screens.base import RhtuiScreen
-from rhtui.ui_model import UiModel
-from rhtui.widgets.backend_panel import BackendPanel
-from rhtui.widgets.cycle_log import CycleLog
-from rhtui.widgets.gauges import Gauges
-from rhtui.widgets.student_queue import StudentQueue
-from rhtui.widgets.vram_chart import VramChart
+from rhtui.tui.screens.base import RhtuiScreen
+from rhtui.tui.state import UiModel
+from rhtui.tui.widgets.backend_panel import BackendPanel
+from rhtui.tui.widgets.cycle_log import CycleLog
+from rhtui.tui.widgets.gauges import Gauges
+from rhtui.tui.widgets.student_queue import StudentQueue
+from rhtui.tui.widgets.vram_chart import VramChart
 
 
 def host_source() -> str:

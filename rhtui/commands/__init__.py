@@ -1,0 +1,1 @@
+"""The `rhtui` command and its subcommands."""

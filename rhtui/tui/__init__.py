@@ -1,0 +1,1 @@
+"""The Textual dashboard: the app shell, its state, screens and widgets."""
