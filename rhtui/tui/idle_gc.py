@@ -15,17 +15,31 @@ generation are a quarter of it) is left out on purpose: with it, cyclic
 garbage (removed widgets, messages) piled up for longer and the resident size
 stepped up by 10 MB over a simulated 8 hours; without it the size is flat and
 the extra collections cost no measurable CPU (bench/results/ui.md).
+
+All of this reads CPython's three generations (`gc.get_threshold()[2]`, the
+`generation` of a collection). CPython 3.14 replaced them with an incremental
+collector of two generations, whose full collections are already split into
+small increments; there, and on any other interpreter, `install()` declines and
+the interpreter's own collector is left alone.
 """
 
 from __future__ import annotations
 
 import gc
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 NEVER = 1 << 30
 """A third threshold CPython never reaches: no full collection of its own."""
+
+
+def generational_gc(version: tuple[int, ...] | None = None, implementation: str | None = None) -> bool:
+    """True where the collector is CPython's classic three-generation one (before 3.14)."""
+    version = tuple(sys.version_info[:2]) if version is None else version
+    implementation = sys.implementation.name if implementation is None else implementation
+    return implementation == "cpython" and version < (3, 14)
 
 
 class IdleCollector:
@@ -59,8 +73,9 @@ class IdleCollector:
 
     def install(self) -> bool:
         """Take over full collections; False (and nothing changed) if automatic GC is off
-        or another collector already did."""
-        if self.installed or not gc.isenabled():
+        or another collector already did, or the interpreter's collector is not CPython's
+        three-generation one (see the module's docstring)."""
+        if self.installed or not gc.isenabled() or not generational_gc():
             return False
         t0, t1, t2 = gc.get_threshold()
         if t2 >= NEVER:

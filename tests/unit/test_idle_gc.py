@@ -6,7 +6,7 @@ import gc
 
 import pytest
 
-from rhtui.tui.idle_gc import NEVER, IdleCollector
+from rhtui.tui.idle_gc import NEVER, IdleCollector, generational_gc
 
 
 class Clock:
@@ -115,3 +115,14 @@ def test_the_next_try_is_never_later_than_the_deferral_limit(collector):
     clock.t += 3.96875
     c.note_input()
     assert c.step() == 0.03125, "the limit (4 s) is nearer than the quiet moment (0.125 s)"
+
+
+def test_only_cpythons_three_generation_collector_is_taken_over(monkeypatch):
+    assert generational_gc((3, 11), "cpython") and generational_gc((3, 13), "cpython")
+    assert not generational_gc((3, 14), "cpython")  # the incremental collector: two generations
+    assert not generational_gc((3, 11), "pypy")
+    before = gc.get_threshold()
+    monkeypatch.setattr("rhtui.tui.idle_gc.generational_gc", lambda: False)
+    c = IdleCollector(lambda: None)
+    assert not c.install()
+    assert gc.get_threshold() == before and c._on_gc not in gc.callbacks
