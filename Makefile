@@ -12,7 +12,7 @@ all: test
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,lint]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -25,10 +25,15 @@ demo: $(STAMP)
 demo-headless: $(STAMP)
 	$(BIN)/rhtui --demo --headless --duration 3 --speed 20 $(DEMO_ARGS)
 
-## make test: the import contract, then the whole suite
+## make test: the whole suite
 test: $(STAMP)
-	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
+
+## make lint: the static checks: ruff (style, imports, likely bugs), mypy (types), the import contracts (layers)
+lint: $(STAMP)
+	$(BIN)/lint-imports
+	$(BIN)/ruff check rhtui tests bench
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all
