@@ -47,6 +47,6 @@ def _isolated_xdg(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     for var in list(__import__("os").environ):
-        if var.startswith("RHTUI_") or var == "OLLAMA_HOST":
+        if var.startswith("RHTUI_") or var in ("OLLAMA_HOST", "OLLAMA_NUM_PARALLEL"):
             monkeypatch.delenv(var, raising=False)
     yield

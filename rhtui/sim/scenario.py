@@ -89,7 +89,11 @@ class DiskSpec(_Strict):
 class OllamaSpec(_Strict):
     keep_alive_s: float = Field(300.0, description="default keep_alive; negative = forever")
     max_loaded_models: int = Field(3, ge=1)
-    num_parallel: int = Field(1, ge=1)
+    num_parallel: int = Field(
+        1, ge=1,
+        description="requests a runner serves at once (OLLAMA_NUM_PARALLEL, 1 by default in current Ollama); "
+        "each slot gets a full num_ctx of KV cache; OLLAMA_NUM_PARALLEL in the simulator's environment overrides it",
+    )
     version: str = "0.12.6"
     """What GET /api/version reports."""
 
@@ -119,7 +123,7 @@ class ScenarioStudent(_Strict):
     name: str = Field(min_length=1)
     base: str = Field(min_length=1)
     weights_mb: float = Field(gt=0, description="model file size")
-    resident_mb: float = Field(gt=0, description="VRAM while loaded, as measured")
+    resident_mb: float = Field(gt=0, description="VRAM while loaded, as measured (one parallel slot)")
     tokens_mean: float = Field(gt=0)
     tokens_sd: float = Field(0.0, ge=0)
     prompt_tokens: int = Field(400, ge=0)

@@ -4,9 +4,15 @@ All arithmetic is in simulated seconds of the given clock (`rhtui.engine.clock`)
 from the moment the world was made (``world.elapsed()``). The world follows Ollama's rules:
 
 - a model loads in ``weights_mb / 1000 / disk.read_gbps + disk.load_init_s`` seconds;
-- at most ``ollama.max_loaded_models`` runners are resident; to make room (count or VRAM) the
-  least recently used *idle* runner is evicted; when only busy runners stand in the way the
-  request waits for them, like Ollama's scheduler does;
+- at most ``ollama.max_loaded_models`` runners are resident; to make room (count or VRAM) a
+  runner is picked as Ollama's ``findRunnerToUnload`` (server/sched.go) picks it: runners sorted
+  by session duration (keep_alive), shortest first (forever last), ties by model path; the first
+  *idle* one goes; when none is idle, the first (busy) one is told to unload when its requests
+  finish and the request waits for an unload (see `_unload_order`);
+- a runner holds weights + KV cache for ``num_ctx x num_parallel`` tokens (Ollama gives each of
+  its ``OLLAMA_NUM_PARALLEL`` slots a full context); num_parallel comes from the scenario
+  (``[ollama] num_parallel``, default 1 like current Ollama) unless ``OLLAMA_NUM_PARALLEL`` is
+  set in this process's environment; a student's measured ``resident_mb`` is for one slot;
 - keep_alive: default ``ollama.keep_alive_s``; a request may pass seconds, a duration string
   ("5m", "30s", "1h30m"), 0 (unload right after the request) or a negative value (forever);
 - a model that does not fit even with nothing else loaded is partly offloaded to the CPU
@@ -24,9 +30,13 @@ evaluated whenever the world is looked at (`tick()`), so nothing polls in the ba
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import math
+import os
 import random
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -40,8 +50,10 @@ from .scenario import Scenario
 from .store import ModelStore
 from .text import proposal_tokens
 
-__all__ = ["FAULT_KINDS", "FaultPlan", "Generation", "LogEntry", "Runner", "SimError", "SimWorld",
-           "parse_keep_alive"]
+__all__ = ["FAULT_KINDS", "NUM_PARALLEL_ENV", "FaultPlan", "Generation", "LogEntry", "Runner", "SimError",
+           "SimWorld", "num_parallel_from_env", "parse_keep_alive"]
+
+log = logging.getLogger(__name__)
 
 N_LAYERS = 33
 GRAPH_MB = 300.0
@@ -51,6 +63,7 @@ RUNNER_RAM_MB = 250.0
 _FOREVER = math.inf
 _DURATION_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+NUM_PARALLEL_ENV = "OLLAMA_NUM_PARALLEL"
 
 
 class LogEntry(NamedTuple):
@@ -90,6 +103,23 @@ def parse_keep_alive(value: Any, default_s: float) -> float:
     return _FOREVER if seconds < 0 else seconds
 
 
+def num_parallel_from_env(default: int, environ: Mapping[str, str] | None = None) -> int:
+    """Parallel slots per runner: ``OLLAMA_NUM_PARALLEL`` when set, else `default`.
+
+    Read like Ollama's envconfig (``Uint("OLLAMA_NUM_PARALLEL", 1)``: spaces and quotes trimmed,
+    an unparsable value warned about and replaced by the default) and clamped to at least 1 as
+    server/sched.go's ``load`` does (``max(int(envconfig.NumParallel()), 1)``)."""
+    env = os.environ if environ is None else environ
+    text = env.get(NUM_PARALLEL_ENV, "").strip().strip("\"'")
+    if not text:
+        return max(1, int(default))
+    if not (text.isascii() and text.isdigit()):
+        log.warning("invalid environment variable, using default: %s=%r, default %d",
+                    NUM_PARALLEL_ENV, text, default)
+        return max(1, int(default))
+    return max(1, int(text))
+
+
 @dataclass(eq=False)
 class Runner:
     """A loaded model (an ``ollama runner`` process). Times are elapsed simulated seconds."""
@@ -115,6 +145,11 @@ class Runner:
     """When the latest request was handed this runner (for its load_duration)."""
     unload_when_idle: str | None = None
     """Set when an unload was asked for while busy (the reason); it happens at release."""
+    model_path: str = ""
+    """The weights' blob path (Ollama's runnerRef.modelPath): the tie-break of the eviction order."""
+    evict_for: str | None = None
+    """Set when this busy runner was picked to make room (the model waiting); evicted at release.
+    A request that joins it meanwhile does not cancel this (in Ollama, one passing keep_alive would)."""
 
     @property
     def cpu_mb(self) -> float:
@@ -139,6 +174,13 @@ class _Stream:
     phase: str = "prompt"
 
 
+class _Wait(NamedTuple):
+    """No room yet: evict `victims` (idle) now, then wait until the busy `runner` is unloaded."""
+
+    victims: list[Runner]
+    runner: Runner
+
+
 class SimWorld:
     """State of the card and of Ollama, in simulated time (see the module docstring)."""
 
@@ -150,8 +192,12 @@ class SimWorld:
         *,
         hostile_text: bool = False,
         faults_enabled: bool = True,
+        num_parallel: int | None = None,
     ) -> None:
         self.scenario = scenario
+        # Parallel slots per runner: the argument, else OLLAMA_NUM_PARALLEL, else the scenario's.
+        self.num_parallel = (max(1, int(num_parallel)) if num_parallel is not None
+                             else num_parallel_from_env(scenario.ollama.num_parallel))
         self.clock = clock
         self.seed = seed
         self.hostile_text = hostile_text
@@ -168,6 +214,7 @@ class SimWorld:
         self._next_id = 1
         self._next_pid = 41000
         self._gen_count: dict[str, int] = {}
+        self._unloads = 0  # runners unloaded so far: a request waiting for an eviction watches it
         self._changed: asyncio.Event | None = None
         self._temp_c = 34.0
         self._temp_ts = 0.0
@@ -205,10 +252,8 @@ class SimWorld:
         if self._changed is None:
             self._changed = asyncio.Event()
         real = 0.25 if sim_timeout is None else min(0.25, max(0.0, sim_timeout) / self.clock.speed)
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._changed.wait(), real)
-        except TimeoutError:
-            pass
 
     def tick(self) -> None:
         """Apply what time has done: keep_alive expiry, finished unloads, doomed runners."""
@@ -349,27 +394,65 @@ class SimWorld:
         if self._runners.get(r.name) is r:
             del self._runners[r.name]
         self._freeing.append((r.gpu_mb, r.cpu_mb + RUNNER_RAM_MB, ts + self.scenario.disk.unload_s))
+        self._unloads += 1
         self._log(ts, action, r.name, detail)
         self._signal()
 
-    def _place(self, model: SimModel, need: float) -> tuple[list[Runner], float, float] | str | None:
-        """Room for a new runner: (victims, gpu_mb, extra wait) ; None = wait ; str = OOM text."""
+    def _evict(self, r: Runner, ts: float, for_model: str, *, busy: bool = False) -> None:
+        if busy:
+            why = "busy when picked, unloaded once idle"
+        else:
+            why = "idle, " + ("keep_alive forever" if math.isinf(r.keep_alive) else f"keep_alive {r.keep_alive:g} s")
+        self._unload(r, ts, "evict", f"to make room for {for_model} (findRunnerToUnload: {why})")
+
+    def resident_mb(self, model: SimModel, num_ctx: int) -> float:
+        """Memory of a runner of `model` at `num_ctx`: weights + a KV cache of
+        ``num_ctx x num_parallel`` tokens, as Ollama sizes it (llm/llama_server.go starts the
+        runner with ``-c NumCtx*numParallel -np numParallel``; 0.12.x: ``KvSize: opts.NumCtx *
+        numParallel`` in llm/server.go)."""
+        return model.resident_at(num_ctx * self.num_parallel)
+
+    def _is_idle(self, r: Runner, now: float) -> bool:
+        """Ollama's refCount 0. A loading runner holds its request's reference (and its lock)
+        until the load ends, so it is never idle before it is ready."""
+        return r.active == 0 and r.ready_at <= now
+
+    def _unload_order(self, runners: list[Runner], now: float) -> list[Runner]:
+        """The order in which runners are picked to make room, as in Ollama's
+        ``Scheduler.findRunnerToUnload`` (server/sched.go).
+
+        There, the loaded runners are sorted by ``ByDurationAndName``: session duration
+        (keep_alive) ascending, compared as uint64 so that a negative duration (forever) sorts
+        last, ties broken by the model path in lexical order; the first runner with refCount 0
+        (idle) is unloaded; when none is idle, the first one in that order (busy) gets its session
+        duration set to 0, so it unloads as soon as its requests finish, and the request waits
+        for an unload. The scheduler picks one runner at a time and looks again after each
+        unload, so the picks are every idle runner in that order, then the first busy one.
+        (Here every negative keep_alive is "forever"; the name breaks what is left of a tie.)"""
+        ordered = sorted(runners, key=lambda r: (r.keep_alive, r.model_path, r.name))
+        idle = [r for r in ordered if self._is_idle(r, now)]
+        return idle + [r for r in ordered if not self._is_idle(r, now)]
+
+    def _place(self, model: SimModel, need: float) -> tuple[list[Runner], float, float] | _Wait | str:
+        """Room for a new runner: (victims, gpu_mb, extra wait); _Wait = evict, then wait for a
+        busy runner; str = OOM text."""
         now = self.elapsed()
         gpu = self.scenario.gpu
         others = list(self._runners.values())
         freeing = sum(f[0] for f in self._freeing)
         free = gpu.total_mb - gpu.baseline_used_mb - self.external_mb() - sum(r.gpu_mb for r in others) - freeing
-        idle = sorted((r for r in others if r.active == 0 and r.ready_at <= now), key=lambda r: r.last_used)
-        busy = [r for r in others if r not in idle]
+        order = self._unload_order(others, now)
         victims: list[Runner] = []
         limit = self.scenario.ollama.max_loaded_models
-        while len(others) - len(victims) >= limit or need > free + sum(v.gpu_mb for v in victims):
-            if idle:
-                victims.append(idle.pop(0))
-            elif busy:
-                return None
-            else:
+        # Memory of runners still shutting down counts as room: Ollama looks again only once an
+        # unload has completed, so nothing more is evicted for it (the load below waits for it).
+        while len(others) - len(victims) >= limit or need > free + freeing + sum(v.gpu_mb for v in victims):
+            if len(victims) == len(order):
                 break
+            pick = order[len(victims)]
+            if not self._is_idle(pick, now):
+                return _Wait(victims, pick)
+            victims.append(pick)
         avail = free + sum(v.gpu_mb for v in victims)
         # Memory of a runner that is still shutting down is not free yet: wait for it if it helps.
         wait = self.scenario.disk.unload_s if victims else 0.0
@@ -395,7 +478,7 @@ class SimWorld:
 
     async def acquire(self, model: SimModel, num_ctx: int, keep_alive: float, plan: FaultPlan) -> Runner:
         """A ready runner for `model`, loading it (and evicting others) when needed."""
-        num_parallel = self.scenario.ollama.num_parallel
+        num_parallel = self.num_parallel
         while True:
             self.tick()
             now = self.elapsed()
@@ -425,22 +508,34 @@ class SimWorld:
             if plan.oom:
                 self._log(now, "oom", model.name, plan.oom)
                 raise SimError(500, plan.oom)
-            need = model.resident_at(num_ctx)
+            need = self.resident_mb(model, num_ctx)
             placed = self._place(model, need)
-            if placed is None:
-                await self.wait_changed()
-                continue
             if isinstance(placed, str):
                 self._log(now, "oom", model.name, placed)
                 raise SimError(500, placed)
+            if isinstance(placed, _Wait):
+                for v in placed.victims:
+                    self._evict(v, now, model.name)
+                busy = placed.runner
+                busy.keep_alive = 0.0  # sched.go: runnerToExpire.sessionDuration = 0
+                busy.evict_for = busy.evict_for or model.name
+                seen = self._unloads
+                while self._unloads == seen:  # sched.go waits on unloadedCh: any unload, then looks again
+                    await self.wait_changed()
+                    self.tick()
+                    now = self.elapsed()
+                    if self._runners.get(busy.name) is busy and self._is_idle(busy, now):
+                        # idle without a release: a load whose request was cancelled has ended
+                        self._evict(busy, max(now, busy.ready_at), busy.evict_for or model.name, busy=True)
+                continue
             victims, gpu_mb, wait = placed
             for v in victims:
-                self._unload(v, now, "evict", f"LRU, to make room for {model.name}")
+                self._evict(v, now, model.name)
             ready = now + wait + self.load_time_s(model)
             r = Runner(
                 name=model.name, digest=model.digest, num_ctx=num_ctx, weights_mb=model.weights_mb,
                 size_mb=need, gpu_mb=gpu_mb, pid=self._next_pid, loaded_at=now + wait, ready_at=ready,
-                last_used=now, keep_alive=keep_alive, active=1,
+                last_used=now, keep_alive=keep_alive, active=1, model_path=model.blob_path(),
             )
             self._next_pid += 7
             self._runners[model.name] = r
@@ -470,7 +565,9 @@ class SimWorld:
         r.active = max(0, r.active - 1)
         r.last_used = now
         if r.active == 0 and self._runners.get(r.name) is r:
-            if r.unload_when_idle:
+            if r.evict_for:
+                self._evict(r, max(now, r.ready_at), r.evict_for, busy=True)
+            elif r.unload_when_idle:
                 self._unload(r, max(now, r.ready_at), "unload", r.unload_when_idle)
             elif keep_alive <= 0:
                 self._unload(r, max(now, r.ready_at), "unload", "keep_alive 0")

@@ -11,7 +11,7 @@ from rhtui.engine.clock import ManualClock
 from rhtui.sim.catalog import kv_cache_mb
 from rhtui.sim.scenario import Scenario
 from rhtui.sim.text import HOSTILE_PIECES
-from rhtui.sim.world import SimError, SimWorld, parse_keep_alive
+from rhtui.sim.world import NUM_PARALLEL_ENV, Runner, SimError, SimWorld, num_parallel_from_env, parse_keep_alive
 
 
 def actions(world: SimWorld, model: str | None = None) -> list[tuple[str, str]]:
@@ -70,7 +70,8 @@ async def test_generation_metrics_match_the_scenario(manual_world: SimWorld) -> 
     assert rate == pytest.approx(w.single_stream_rate("rh-alpha"), rel=1e-6)
     assert m["load_duration"] / 1e9 == pytest.approx(w.load_time_s(w.model("rh-alpha")))
     assert m["prompt_eval_duration"] / 1e9 == pytest.approx(m["prompt_eval_count"] / (20 * rate), abs=1e-6)
-    assert m["total_duration"] == pytest.approx(m["load_duration"] + m["prompt_eval_duration"] + m["eval_duration"], rel=1e-6, abs=10)
+    total = m["load_duration"] + m["prompt_eval_duration"] + m["eval_duration"]
+    assert m["total_duration"] == pytest.approx(total, rel=1e-6, abs=10)
     assert g.done_reason == "stop"
     assert "Riemann" in text or "zeta" in text or "zeros" in text
     assert w.is_loaded("rh-alpha")  # kept alive after the request
@@ -95,19 +96,61 @@ async def test_hostile_text_mixes_in_escapes_and_markup(scenario: Scenario) -> N
     assert "\x1b" not in plain and "[bold" not in plain
 
 
-async def test_lru_eviction_at_max_loaded_models(scenario: Scenario) -> None:
-    big = scenario.model_copy(update={"gpu": scenario.gpu.model_copy(update={"total_mb": 24576})})
-    w = SimWorld(big, ManualClock())  # a 24 GB card: only the model count limits here
-    for name in ("rh-alpha", "rh-beta", "rh-delta"):
-        await w.load(name, keep_alive=-1)
+def big_card(scenario: Scenario) -> Scenario:
+    """A 24 GB card: only the model count (max_loaded_models = 3) limits there."""
+    return scenario.model_copy(update={"gpu": scenario.gpu.model_copy(update={"total_mb": 24576})})
+
+
+async def test_eviction_at_max_loaded_models_picks_the_shortest_keep_alive(scenario: Scenario) -> None:
+    # Ollama's findRunnerToUnload (server/sched.go): shortest session duration first, not LRU.
+    w = SimWorld(big_card(scenario), ManualClock())
+    for name, ka in (("rh-alpha", "10m"), ("rh-beta", "1m"), ("rh-delta", -1)):
+        await w.load(name, keep_alive=ka)
         w.clock.advance(1)
-    await w.load("rh-alpha", keep_alive=-1)  # alpha is now the most recently used
+    await w.load("rh-beta", keep_alive="1m")  # beta is now the most recently used
     assert len(w.runners()) == 3
     await w.load("rh-gamma", keep_alive=-1)
     assert sorted(w.loaded_names()) == ["rh-alpha:latest", "rh-delta:latest", "rh-gamma:latest"]
-    assert ("evict", "rh-beta:latest") in actions(w)
-    ev = next(e for e in w.load_log if e.action == "evict")
-    assert "rh-gamma" in ev.detail
+    ev = [e for e in w.load_log if e.action == "evict"]
+    assert [e.model for e in ev] == ["rh-beta:latest"]
+    assert "rh-gamma" in ev[0].detail and "findRunnerToUnload" in ev[0].detail
+    await w.load("rh-epsilon", keep_alive=-1)  # next: alpha (10 min) before the two kept forever
+    assert [e.model for e in w.load_log if e.action == "evict"] == ["rh-beta:latest", "rh-alpha:latest"]
+
+
+async def test_equal_keep_alive_is_broken_by_model_path_not_recency(scenario: Scenario) -> None:
+    w = SimWorld(big_card(scenario), ManualClock())
+    for name in ("rh-delta", "rh-alpha", "rh-gamma"):
+        await w.load(name, keep_alive=-1)
+        w.clock.advance(1)
+    await w.load("rh-alpha", keep_alive=-1)  # alpha is now the most recently used
+    paths = {r.name: r.model_path for r in w.runners()}
+    assert all(p.startswith("/usr/share/ollama/.ollama/models/blobs/sha256-") for p in paths.values())
+    first = min(paths, key=paths.__getitem__)  # ByDurationAndName: the lowest model path
+    assert first == "rh-alpha:latest"  # the reference blobs sort alpha < beta < zeta < epsilon < delta < gamma
+    await w.load("rh-beta", keep_alive=-1)
+    assert [e.model for e in w.load_log if e.action == "evict"] == [first]
+    assert sorted(w.loaded_names()) == ["rh-beta:latest", "rh-delta:latest", "rh-gamma:latest"]
+
+
+def test_unload_order_is_sched_go_by_duration_and_name(manual_world: SimWorld) -> None:
+    w = manual_world
+    now = w.elapsed()
+
+    def runner(name: str, keep_alive: float, path: str, active: int = 0) -> Runner:
+        return Runner(name=name, digest="d", num_ctx=4096, weights_mb=1, size_mb=1, gpu_mb=1, pid=1,
+                      loaded_at=now, ready_at=now, last_used=now, keep_alive=keep_alive, active=active,
+                      model_path=path)
+
+    forever, long_, short_, zero = (runner("forever", math.inf, "/a"), runner("long", 600, "/a"),
+                                    runner("short", 60, "/z"), runner("zero", 0, "/m"))
+    tie_b, tie_a = runner("tie-b", 60, "/b"), runner("tie-a", 60, "/a")
+    busy_short, busy_long = runner("busy-short", 1, "/a", active=1), runner("busy-long", 900, "/a", active=1)
+    loading = runner("loading", 0, "/a")
+    loading.ready_at = now + 5  # a runner still loading holds its request: never idle
+    order = w._unload_order([forever, busy_long, long_, short_, tie_b, busy_short, zero, tie_a, loading], now)
+    assert [r.name for r in order] == ["zero", "tie-a", "tie-b", "short", "long", "forever",  # idle first
+                                       "loading", "busy-short", "busy-long"]  # then busy, same order
 
 
 async def test_vram_pressure_evicts_only_what_is_needed(manual_world: SimWorld) -> None:
@@ -116,7 +159,7 @@ async def test_vram_pressure_evicts_only_what_is_needed(manual_world: SimWorld) 
     w.clock.advance(1)
     await w.load("rh-zeta", keep_alive=-1)  # 5012 -> 900 + 8859 used
     w.clock.advance(1)
-    await w.load("rh-gamma", keep_alive=-1)  # 4401 does not fit in 3423 free: evict alpha (LRU)
+    await w.load("rh-gamma", keep_alive=-1)  # 4401 does not fit in 3423 free: evict alpha (path tie-break)
     assert sorted(w.loaded_names()) == ["rh-gamma:latest", "rh-zeta:latest"]
     assert w.vram_used_mb() <= w.vram_total_mb
     assert [a for a, _ in actions(w)] == ["load", "load", "evict", "load"]
@@ -223,6 +266,66 @@ async def test_busy_models_are_waited_for_not_evicted(manual_world: SimWorld) ->
     finally:
         task.cancel()
         await gb.__aexit__(None, None, None)
+
+
+async def test_an_idle_runner_goes_before_a_busy_one_with_a_shorter_keep_alive(manual_world: SimWorld) -> None:
+    w = manual_world
+    w.add_external(3000)  # 8382 MB for models: alpha + beta fit (8236), a third does not
+    await w.load("rh-beta", keep_alive=-1)  # idle, kept forever
+    ga = w.generation("rh-alpha", "p", keep_alive="1m")  # busy, the shortest keep_alive
+    await ga.__aenter__()
+    try:
+        await asyncio.wait_for(w.load("rh-delta", keep_alive="1m"), 2)
+        assert [(e.action, e.model) for e in w.load_log if e.action == "evict"] == [("evict", "rh-beta:latest")]
+        assert sorted(w.loaded_names()) == ["rh-alpha:latest", "rh-delta:latest"]
+    finally:
+        await ga.__aexit__(None, None, None)
+
+
+async def test_no_idle_runner_the_shortest_busy_one_is_told_to_unload_and_waited_for(manual_world: SimWorld) -> None:
+    w = manual_world
+    w.add_external(3000)  # 8382 MB for models
+    ga = w.generation("rh-alpha", "p", keep_alive=-1)
+    gb = w.generation("rh-beta", "p", keep_alive="10m")  # the shorter session duration
+    await ga.__aenter__()
+    await gb.__aenter__()
+    task = asyncio.ensure_future(w.load("rh-delta", keep_alive="5m"))
+    try:
+        await asyncio.sleep(0.05)
+        assert not task.done() and not w.is_loaded("rh-delta")
+        beta = w.runner("rh-beta")
+        assert beta is not None and beta.keep_alive == 0 and beta.evict_for == "rh-delta:latest"
+        await ga.__aexit__(None, None, None)  # alpha goes idle, but the scheduler waits for beta's unload
+        await asyncio.sleep(0.3)
+        assert not task.done() and w.is_loaded("rh-alpha") and not any(e.action == "evict" for e in w.load_log)
+        await gb.__aexit__(None, None, None)  # beta finishes: unloaded at once, then delta loads
+        await asyncio.wait_for(task, 2)
+        assert sorted(w.loaded_names()) == ["rh-alpha:latest", "rh-delta:latest"]
+        assert actions(w) == [("load", "rh-alpha:latest"), ("load", "rh-beta:latest"),
+                              ("evict", "rh-beta:latest"), ("load", "rh-delta:latest")]
+        assert "busy when picked" in next(e for e in w.load_log if e.action == "evict").detail
+    finally:
+        task.cancel()
+
+
+async def test_idle_runners_are_evicted_one_by_one_before_waiting_for_a_busy_one(manual_world: SimWorld) -> None:
+    w = manual_world
+    w.add_external(3000)  # 8382 MB for models
+    await w.load("rh-alpha", keep_alive="5m")  # idle: 3847
+    gb = w.generation("rh-beta", "p", keep_alive="1m")  # busy: 4389
+    await gb.__aenter__()
+    task = asyncio.ensure_future(w.load("rh-zeta", keep_alive="5m"))  # 5012: alpha's room is not enough
+    try:
+        await asyncio.sleep(0.05)
+        assert not task.done() and not w.is_loaded("rh-alpha")  # the idle one went already
+        assert actions(w)[-1] == ("evict", "rh-alpha:latest")
+        await gb.__aexit__(None, None, None)
+        await asyncio.wait_for(task, 2)
+        assert [a for a in actions(w)] == [("load", "rh-alpha:latest"), ("load", "rh-beta:latest"),
+                                           ("evict", "rh-alpha:latest"), ("evict", "rh-beta:latest"),
+                                           ("load", "rh-zeta:latest")]
+    finally:
+        task.cancel()
 
 
 async def test_concurrent_streams_share_bandwidth(manual_world: SimWorld) -> None:
@@ -332,3 +435,83 @@ def test_server_down_windows(hostile: Scenario) -> None:
     assert w.server_down_now()
     w.clock.advance(5)
     assert not w.server_down_now()
+
+
+# -- KV cache = num_ctx x OLLAMA_NUM_PARALLEL ------------------------------------------------------
+
+
+def with_parallel(scenario: Scenario, n: int) -> Scenario:
+    return scenario.model_copy(update={"ollama": scenario.ollama.model_copy(update={"num_parallel": n})})
+
+
+async def test_default_num_parallel_keeps_the_measured_vram(scenario: Scenario, monkeypatch) -> None:
+    monkeypatch.delenv(NUM_PARALLEL_ENV, raising=False)
+    assert scenario.ollama.num_parallel == 1  # current Ollama's default (envconfig: Uint("OLLAMA_NUM_PARALLEL", 1))
+    w = SimWorld(scenario, ManualClock())
+    assert w.num_parallel == 1
+    for s in scenario.students:
+        await w.load(s.name, keep_alive=0)
+        w.clock.advance(1)
+    loads = {e.model.split(":")[0]: e.detail for e in w.load_log if e.action == "load"}
+    for s in scenario.students:  # every student resident at exactly its measured figure
+        assert loads[s.name].startswith(f"gpu {s.resident_mb:.0f} MB, cpu 0 MB")
+        assert w.resident_mb(w.model(s.name), w.model(s.name).num_ctx) == s.resident_mb
+
+
+async def test_kv_cache_grows_with_num_parallel_from_the_scenario(scenario: Scenario, monkeypatch) -> None:
+    monkeypatch.delenv(NUM_PARALLEL_ENV, raising=False)
+    w = SimWorld(with_parallel(scenario, 4), ManualClock())
+    assert w.num_parallel == 4
+    alpha = w.model("rh-alpha")
+    ctx = alpha.num_ctx
+    expected = 3847 + kv_cache_mb(ctx * 4) - kv_cache_mb(ctx)  # one slot measured, four allocated
+    assert expected == pytest.approx(3847 + 3 * ctx * 0.0625)
+    await w.load("rh-alpha")
+    r = w.runner("rh-alpha")
+    assert r is not None and r.size_mb == pytest.approx(expected) and r.gpu_mb == pytest.approx(expected)
+    assert r.num_ctx == ctx  # per slot, as /api/ps reports context_length
+    assert w.vram_used_mb() == pytest.approx(900 + expected)
+    await w.load("rh-alpha", options={"num_ctx": 2048})  # a different num_ctx: reload at 2048 x 4
+    r = w.runner("rh-alpha")
+    assert r is not None and r.size_mb == pytest.approx(3847 + kv_cache_mb(8192) - kv_cache_mb(ctx))
+
+
+async def test_ollama_num_parallel_env_overrides_the_scenario(scenario: Scenario, monkeypatch) -> None:
+    monkeypatch.setenv(NUM_PARALLEL_ENV, "2")
+    w = SimWorld(scenario, ManualClock())  # the scenario says 1
+    assert w.num_parallel == 2
+    await w.load("rh-beta")
+    ctx = w.model("rh-beta").num_ctx
+    r = w.runner("rh-beta")
+    assert r is not None and r.size_mb == pytest.approx(4389 + kv_cache_mb(2 * ctx) - kv_cache_mb(ctx))
+    assert SimWorld(scenario, ManualClock(), num_parallel=3).num_parallel == 3  # an explicit value wins
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (None, 1), ("", 1), ("4", 4), (" 4 ", 4), ("'3'", 3), ('"2"', 2), ("0", 1), ("-1", 1), ("four", 1), ("2.5", 1),
+])
+def test_num_parallel_from_env_reads_like_ollama_envconfig(value, expected) -> None:
+    env = {} if value is None else {NUM_PARALLEL_ENV: value}
+    assert num_parallel_from_env(1, env) == expected
+    if value in ("four", "2.5", "-1", None, ""):  # invalid or unset: the default (here the scenario's)
+        assert num_parallel_from_env(3, env) == 3
+
+
+async def test_num_parallel_slots_serve_requests_on_one_runner(scenario: Scenario, monkeypatch) -> None:
+    monkeypatch.delenv(NUM_PARALLEL_ENV, raising=False)
+    w = SimWorld(with_parallel(scenario, 2), ManualClock())
+    g1, g2, g3 = (w.generation("rh-gamma", "p", keep_alive=-1) for _ in range(3))
+    await g1.__aenter__()
+    await asyncio.wait_for(g2.__aenter__(), 1)  # a second slot: no wait
+    third = asyncio.ensure_future(g3.__aenter__())
+    try:
+        await asyncio.sleep(0.05)
+        assert not third.done()  # both slots taken
+        await g1.__aexit__(None, None, None)
+        await asyncio.wait_for(third, 2)
+        assert g1.runner is None and g2.runner is g3.runner
+        assert [a for a, _ in actions(w)] == ["load"]
+    finally:
+        third.cancel()
+        await g2.__aexit__(None, None, None)
+        await g3.__aexit__(None, None, None)
