@@ -19,9 +19,8 @@ from rich.table import Table
 from rich.text import Text
 
 from rhtui.commands.context import CliContext, make_console
-from rhtui.engine.backend import BackendError, BackendUnreachable, ModelInfo, OllamaBackend
+from rhtui.engine.backend import BackendError, BackendUnreachable, ModelInfo, OllamaBackend, model_key
 from rhtui.engine.config import ConfigError, Settings, default_config_path, load_settings, value_sources
-from rhtui.engine.modelfile import full_tag
 from rhtui.commands.models import Student, command_prefix, load_students, model_state
 from rhtui.tui.text import one_line as sanitize_line, sanitize
 
@@ -211,7 +210,7 @@ async def model_checks(backend: OllamaBackend, settings: Settings, reachable: bo
         out.append(Check("students", "SKIP", f"{len(students)} student model(s) not checked: Ollama is not reachable"))
         return out
     try:
-        pulled = {full_tag(m.name): m for m in await backend.list_models()}
+        pulled = {model_key(m.name): m for m in await backend.list_models()}
     except BackendError as exc:
         out.append(Check("students", "FAIL", f"could not list Ollama's models: {sanitize_line(str(exc))}",
                          "check Ollama's log"))
@@ -272,7 +271,7 @@ def base_checks(students: list[Student], pulled: dict[str, ModelInfo], missing: 
     out: list[Check] = []
     present = []
     for base, users in bases.items():
-        if full_tag(base) in pulled:
+        if model_key(base) in pulled:
             present.append(base)
             continue
         needed = [u.name for u in users if u in missing]
@@ -282,8 +281,9 @@ def base_checks(students: list[Student], pulled: dict[str, ModelInfo], missing: 
                   f"not pulled; {', '.join(u.name for u in users)} exist(s) already, but recreating needs it")
         out.append(Check(f"base {base}", "WARN", detail, f"ollama pull {base}"))
     if present:
-        sizes = sum((pulled[full_tag(b)].size_mb or 0) for b in present)
-        out.insert(0, Check("base models", "OK", f"{len(present)} pulled ({sizes / 1024:.1f} GB): {', '.join(present)}"))
+        sizes = sum((pulled[model_key(b)].size_mb or 0) for b in present)
+        out.insert(0, Check("base models", "OK",
+                            f"{len(present)} pulled ({sizes / 1024:.1f} GB): {', '.join(present)}"))
     return out
 
 

@@ -4,10 +4,17 @@ Knows nothing of students or budgets. Every failure is mapped onto a few
 engine exceptions whose text says what to do:
 
 - `BackendUnreachable`: nothing answered at the host (names the host and OLLAMA_HOST);
-- `ModelMissing`: the model is not in Ollama (names the command that fixes it);
-- `OutOfMemory`: Ollama could not fit the model;
+- `ModelMissing`: the model is not in Ollama: HTTP 404 only (names the command that fixes it);
+- `OutOfMemory`: Ollama could not fit the model, or its runner ran out of memory (recognised by
+  Ollama's own phrases, see `OOM_PHRASES`);
+- `RunnerFailed`: Ollama's runner failed to load or run the model (HTTP 500, or an ``{"error"}``
+  line in the middle of a stream); Ollama's text plus where its server log is;
+- `BackendBusy`: Ollama's queue is full (HTTP 503, OLLAMA_MAX_QUEUE); worth another try soon;
 - `StreamBroken`: the stream was cut or garbled mid-way;
 - `BackendError`: anything else Ollama said, with its status and text.
+
+`model_key` is how Ollama keys a model name (``library/foo`` is listed as ``foo:latest``,
+names compare case-insensitively): compare a configured name with what Ollama lists through it.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
@@ -55,14 +63,56 @@ class ModelMissing(BackendError):
 
 
 class OutOfMemory(BackendError):
-    def __init__(self, model: str, detail: str) -> None:
+    def __init__(self, model: str, detail: str, *, mid_stream: bool = False) -> None:
         self.model = model
         self.detail = detail
-        super().__init__(f"Ollama ran out of memory loading {model!r}: {detail}")
+        self.mid_stream = mid_stream
+        doing = "running" if mid_stream else "loading"
+        super().__init__(f"Ollama ran out of memory {doing} {model!r}: {detail}")
+
+
+SERVER_LOG_HINT = "Ollama's server log says why: `journalctl -u ollama` on Linux, `~/.ollama/logs/server.log` on macOS"
+
+
+class RunnerFailed(BackendError):
+    """Ollama's runner for a model failed: it could not load the model (a corrupt or unsupported
+    file, e.g. "error loading model: key not found in model: ...") or it died while generating.
+    `status` is the HTTP status, or None for an ``{"error"}`` line inside a stream that had begun."""
+
+    def __init__(self, model: str, host: str, detail: str, status: int | None) -> None:
+        self.model = model
+        self.detail = detail
+        self.status = status
+        self.mid_stream = status is None
+        how = "in the middle of its stream" if status is None else f"with HTTP {status}"
+        super().__init__(f"Ollama at {host} failed running {model!r} {how}: {detail}. {SERVER_LOG_HINT}")
+
+
+class BackendBusy(BackendError):
+    """HTTP 503: Ollama's queue of pending requests is full (OLLAMA_MAX_QUEUE); try again later."""
+
+    def __init__(self, host: str, detail: str) -> None:
+        self.host = host
+        self.detail = detail
+        self.tries = 1  # how many times the caller asked before giving up
+        super().__init__(f"Ollama at {host} is busy (HTTP 503: {detail})")
 
 
 class StreamBroken(BackendError):
     """The generation stream was dropped or carried a malformed line."""
+
+
+def model_key(name: str) -> str:
+    """A model name as Ollama keys it: without the default registry and namespace
+    (``registry.ollama.ai/library/foo`` and ``library/foo`` are ``foo``), with the default tag
+    (``:latest``) when there is none, lower-cased (Ollama's names compare case-insensitively)."""
+    key = name.strip().lower()
+    for prefix in ("https://", "http://"):
+        key = key.removeprefix(prefix)
+    key = key.removeprefix("registry.ollama.ai/")
+    if key.count("/") == 1:
+        key = key.removeprefix("library/")
+    return key if ":" in key.rsplit("/", 1)[-1] else key + ":latest"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +144,11 @@ class ModelDetails:
     family: str | None = None
     parameter_size: str | None = None
     info: Mapping[str, Any] = field(default_factory=dict)
+    system: str | None = None
+    """/api/show's top-level ``system`` (Ollama omits it when empty; the client's ShowResponse drops it)."""
+    renderer: str | None = None
+    parser: str | None = None
+    requires: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,14 +166,137 @@ class GenChunk:
     eval_s: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class CreateProgress:
+    """One progress part of a create (Ollama's api.ProgressResponse): a status line, and while a
+    layer is transferred (a missing base model pulled during the create, a file uploaded) its
+    digest with the bytes completed so far and in all."""
+
+    status: str
+    digest: str | None = None
+    completed: int | None = None
+    total: int | None = None
+
+
 class LlmBackend(Protocol):
     host: str
 
     async def version(self) -> str: ...
     async def list_models(self) -> list[ModelInfo]: ...
     async def ps(self) -> list[LoadedModel]: ...
-    async def show(self, model: str) -> ModelDetails: ...
-    def create(self, model: str, **fields: Any) -> AsyncIterator[str]: ...
+    async def show(self, model: str) -> ModelDetails:
+        """POST /api/show, read from its JSON: the official client's ShowResponse drops ``system``
+        (and ``renderer``, ``parser``, ``requires``), which the drift check needs."""
+
+        async def get() -> dict[str, Any]:
+            r = await self._client._request_raw("POST", "/api/show", json={"model": model})
+            body = r.json()
+            if not isinstance(body, dict):
+                raise BackendError(f"Ollama at {self.host} answered /api/show with something that is not a JSON object")
+            return body
+
+        raw = await self._call(get(), model)
+        r = ollama.ShowResponse(**raw)
+        d = r.details
+
+        def text(key: str) -> str | None:
+            v = raw.get(key)
+            return v if isinstance(v, str) else None
+
+        return ModelDetails(
+            name=model,
+            modelfile=r.modelfile or "",
+            parameters=r.parameters or "",
+            template=r.template or "",
+            license=r.license or "",
+            family=d.family if d else None,
+            parameter_size=d.parameter_size if d else None,
+            info=dict(r.modelinfo or {}),
+            system=text("system"),
+            renderer=text("renderer"),
+            parser=text("parser"),
+            requires=text("requires"),
+        )
+
+    # -- model management ------------------------------------------------------------
+
+    async def create(self, model: str, **fields: Any) -> AsyncIterator[CreateProgress]:
+        """Create `model` as ``ollama create`` does, from structured fields: ``from_`` or
+        ``files``, and ``adapters``, ``draft_files``, ``system``, ``template``, ``parameters``,
+        ``license``, ``messages``, ``renderer``, ``parser``, ``requires``. Yields every progress
+        part as it streams (`CreateProgress`): Ollama pulls a missing base model itself during a
+        create (server/create.go → images.go PullModel), reporting ``pulling <digest>`` parts with
+        bytes completed and total per layer.
+
+        A value of ``files``, ``adapters`` or ``draft_files`` that is a local path is uploaded
+        first as a blob (the client's create_blob: POST /api/blobs/<sha256>) and sent as its
+        digest, as the CLI does. A base model Ollama cannot pull raises `ModelMissing` with
+        Ollama's reason and ``ollama pull BASE``."""
+        base = fields.get("from_")
+        body = dict(fields)
+        for key in ("files", "adapters", "draft_files"):
+            if body.get(key):
+                sent: dict[str, str] = {}
+                for name, value in dict(body[key]).items():
+                    if isinstance(value, str) and value.startswith("sha256:"):
+                        sent[name] = value
+                        continue
+                    async for part in self._upload(Path(value)):
+                        yield part
+                        if part.digest:
+                            sent[name] = part.digest
+                body[key] = sent
+        extra = {k: body.pop(k) for k in ("draft_files", "renderer", "parser", "requires") if body.get(k)}
+        pulling = False
+        try:
+            if extra:  # fields the official client's CreateRequest does not carry: its own request, the same JSON
+                from ollama._types import CreateRequest
+
+                payload = CreateRequest(model=model, stream=True, **body).model_dump(exclude_none=True) | extra
+                stream = await self._client._request(ollama.ProgressResponse, "POST", "/api/create", json=payload, stream=True)
+            else:
+                stream = await self._client.create(model=model, stream=True, **body)
+            async for part in stream:
+                status = part.status or ""
+                pulling = pulling or status.startswith("pulling")
+                yield CreateProgress(status, part.digest or None, part.completed, part.total)
+        except (ConnectionError, ollama.ResponseError, httpx.HTTPError, json.JSONDecodeError) as exc:
+            err = self._map(exc, base)
+            if pulling and base and isinstance(exc, ollama.ResponseError):
+                detail = str(exc.error)
+                why = (" (is the name right? Ollama's registry has no such model)" if "file does not exist" in detail
+                       else " (Ollama needs to reach its registry)")
+                err = ModelMissing(base, self.host)
+                err.args = (f"Ollama at {self.host} could not pull base model {base!r} of {model!r}: {detail}; "
+                            f"fix: `ollama pull {base}`{why}",)
+                err.fix = f"ollama pull {base}"
+            elif isinstance(err, ModelMissing) and base:
+                err = ModelMissing(base, self.host)
+                err.args = (f"base model {base!r} of {model!r} is not pulled in Ollama at {self.host}; fix: `ollama pull {base}`",)
+                err.fix = f"ollama pull {base}"
+            elif isinstance(err, RunnerFailed):  # no runner is involved in a create
+                pulling_hint = (
+                    f" (Ollama pulls a missing base model during a create; `ollama pull {base}` shows why it could not)"
+                    if base and "pull" in err.detail.lower() else ""
+                )
+                err = BackendError(f"Ollama at {self.host} could not create {model!r}: {err.detail}{pulling_hint}")
+            raise err from None
+
+    async def _upload(self, path: Path) -> AsyncIterator[CreateProgress]:
+        """Upload a local file as a blob (the client's create_blob); the last part carries its digest."""
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise BackendError(f"cannot read {path}: {exc.strerror or exc}") from None
+        yield CreateProgress(f"copying file {path.name} ({size:,} bytes)")
+        try:
+            digest = await self._client.create_blob(path)
+        except (ConnectionError, ollama.ResponseError, httpx.HTTPError) as exc:
+            raise self._map(exc) from None
+        except OSError as exc:
+            raise BackendError(f"cannot read {path}: {exc.strerror or exc}") from None
+        yield CreateProgress(f"copying file {digest} 100%", digest, size, size)
+
     async def delete(self, model: str) -> None: ...
     async def preload(self, model: str, options: Mapping[str, Any] | None, keep_alive: float | str) -> float | None: ...
     def generate(
@@ -136,9 +314,31 @@ def _s(ns: int | None) -> float | None:
     return None if ns is None else ns / NS
 
 
+# Ollama's out-of-memory phrases: llm/status.go (outOfMemorySubstrings, matched case-insensitively
+# in the runner's output), llm/server.go (ErrLoadRequiredFull, "memory layout cannot be allocated",
+# "model requires more system memory ... than is available") and Vulkan's error names as ggml
+# prints them ("vk::Device::allocateMemory: ErrorOutOfDeviceMemory").
+OOM_PHRASES = (
+    "out of memory",
+    "out of device memory",
+    "cudamalloc failed",
+    "hipmalloc failed",
+    "failed to allocate",
+    "allocation failed",
+    "not enough memory",
+    "insufficient memory",
+    "memory layout cannot be allocated",
+    "model requires more system memory",
+    "unable to load full model on gpu",
+    "vk_error_out_of_device_memory",
+    "erroroutofdevicememory",
+    "erroroutofmemory",
+)
+
+
 def _is_oom(text: str) -> bool:
     t = text.lower()
-    return "out of memory" in t or "requires more system memory" in t or "cudamalloc failed" in t
+    return any(p in t for p in OOM_PHRASES)
 
 
 class OllamaBackend:
@@ -161,11 +361,19 @@ class OllamaBackend:
             return BackendUnreachable(self.host, "connection refused")
         if isinstance(exc, ollama.ResponseError):
             text = str(exc.error)
-            if model and (exc.status_code == 404 or "not found" in text.lower()):
+            status = exc.status_code
+            # the official client raises status -1 for an {"error"} line inside a stream that had
+            # begun with 200: the runner failed mid-way (never "model missing", whatever it says)
+            mid_stream = status is None or status < 0
+            if model and status == 404:
                 return ModelMissing(model, self.host)
+            if status == 503:
+                return BackendBusy(self.host, text)
             if _is_oom(text):
-                return OutOfMemory(model or "?", text)
-            code = f"HTTP {exc.status_code}" if exc.status_code and exc.status_code > 0 else "an error"
+                return OutOfMemory(model or "?", text, mid_stream=mid_stream)
+            if model and (mid_stream or status >= 500):
+                return RunnerFailed(model, self.host, text, None if mid_stream else status)
+            code = "an error" if mid_stream else f"HTTP {status}"
             return BackendError(f"Ollama at {self.host} answered {code}: {text}")
         if isinstance(exc, json.JSONDecodeError):
             return StreamBroken(f"Ollama at {self.host} sent a malformed stream line ({exc.msg})")
@@ -260,6 +468,12 @@ class OllamaBackend:
                 err = ModelMissing(base, self.host)
                 err.args = (f"base model {base!r} of {model!r} is not pulled in Ollama at {self.host}; fix: `ollama pull {base}`",)
                 err.fix = f"ollama pull {base}"
+            elif isinstance(err, RunnerFailed):  # no runner is involved in a create
+                pulling = (
+                    f" (Ollama pulls a missing base model during a create; `ollama pull {base}` shows why it could not)"
+                    if base and "pull" in err.detail.lower() else ""
+                )
+                err = BackendError(f"Ollama at {self.host} could not create {model!r}: {err.detail}{pulling}")
             raise err from None
 
     async def delete(self, model: str) -> None:

@@ -5,6 +5,22 @@ seed and the request number, so a run is reproducible. Explicit injections
 (``world.inject("stall", model="rh-beta")``) are taken first and always apply, even with
 ``faults_enabled`` off; the switch only silences the scenario's rates and its
 ``server_down`` windows.
+
+The kinds, each as a client meets it from a real Ollama (texts from Ollama's source):
+
+- ``http_500``: HTTP 500 before any byte, with a runner's error text;
+- ``load_error``: HTTP 500 for a model file the runner cannot load ("error loading model: key
+  not found in model: ..."), which is not a missing model (that is a 404);
+- ``busy``: HTTP 503 ``{"error": "server busy, please try again.  maximum pending requests
+  exceeded"}`` (server/sched.go ErrMaxQueue, answered by routes.go handleScheduleError);
+- ``oom``: Ollama's out-of-memory error at load (HTTP 500);
+- ``stall``, ``disconnect``, ``malformed``: the stream stops, is cut, carries a line that is not JSON;
+- ``stream_error``, ``stream_oom``: an ``{"error": "..."}`` line in the middle of a stream that
+  began with 200, after which the stream ends (routes.go streamResponse), as when the runner
+  fails while generating.
+
+``FaultBook.inject(kind, model, count, text=...)`` replaces the kind's text (http_500,
+load_error, oom, stream_error, stream_oom).
 """
 
 from __future__ import annotations
@@ -18,11 +34,21 @@ from .scenario import Scenario
 
 __all__ = ["FAULT_KINDS", "FaultBook", "FaultPlan"]
 
-FAULT_KINDS = ("http_500", "stall", "disconnect", "malformed", "oom")
+FAULT_KINDS = ("http_500", "stall", "disconnect", "malformed", "oom", "busy", "load_error", "stream_error",
+               "stream_oom")
 _HTTP_500_TEXTS = (
     "llama runner process has terminated: exit status 2",
     "an error was encountered while running the model: unexpected EOF",
 )
+BUSY_TEXT = "server busy, please try again.  maximum pending requests exceeded"  # server/sched.go ErrMaxQueue
+LOAD_ERROR_TEXT = (
+    "llama runner process has terminated: error loading model: key not found in model: llama.attention.head_count"
+)
+STREAM_ERROR_TEXT = (  # llm/llama_server.go, a completion that fails while the stream is open
+    "model runner has unexpectedly stopped, this may be due to resource limitations or an internal error, "
+    "check ollama server logs for details"
+)
+STREAM_OOM_TEXT = "an error was encountered while running the model: CUDA error: out of memory"
 
 
 @dataclass
@@ -36,6 +62,11 @@ class FaultPlan:
     stall_at: float | None = None
     disconnect_at: float | None = None
     malformed_at: float | None = None
+    busy: str | None = None
+    """HTTP 503: Ollama's queue is full; the request is refused before it is scheduled."""
+    stream_error: str | None = None
+    stream_error_at: float | None = None
+    """An ``{"error": stream_error}`` line once this fraction of the proposal is sent; the stream ends."""
 
 
 @dataclass
@@ -43,6 +74,7 @@ class _Injection:
     kind: str
     model: str | None
     count: int
+    text: str | None = None
 
 
 @dataclass
@@ -63,12 +95,12 @@ class FaultBook:
 
     # -- injections -------------------------------------------------------------------------
 
-    def inject(self, kind: str, model: str | None = None, count: int = 1) -> None:
+    def inject(self, kind: str, model: str | None = None, count: int = 1, *, text: str | None = None) -> None:
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; one of {', '.join(FAULT_KINDS)}")
         if count < 1:
             raise ValueError("count must be >= 1")
-        self._injections.append(_Injection(kind, full_name(model) if model else None, count))
+        self._injections.append(_Injection(kind, full_name(model) if model else None, count, text))
 
     def clear(self) -> None:
         self._injections.clear()
@@ -76,18 +108,18 @@ class FaultBook:
     def pending(self) -> list[tuple[str, str | None, int]]:
         return [(i.kind, i.model, i.count) for i in self._injections]
 
-    def _take(self, kind: str, model: str) -> bool:
+    def _take(self, kind: str, model: str) -> _Injection | None:
         for inj in self._injections:
             if inj.kind == kind and (inj.model is None or inj.model.lower() == model.lower()):
                 inj.count -= 1
                 if inj.count == 0:
                     self._injections.remove(inj)
-                return True
-        return False
+                return inj
+        return None
 
     def plan(self, model: str, *, load_only: bool = False) -> FaultPlan:
         """Decide what goes wrong with one generate request. A load-only request (empty prompt)
-        can only meet http_500 and oom; stream faults wait for a request that streams."""
+        can only meet busy, http_500, load_error and oom; stream faults wait for a request that streams."""
         self._requests += 1
         model = full_name(model)
         rng = random.Random(f"{self.seed}:faults:{self._requests}")
@@ -95,11 +127,17 @@ class FaultBook:
         u = [rng.random() for _ in range(6)]
         on = self.enabled
         plan = FaultPlan()
-        if self._take("http_500", model) or (on and u[0] < f.http_500_rate):
-            plan.http_500 = rng.choice(_HTTP_500_TEXTS)
+        if inj := self._take("busy", model):
+            plan.busy = inj.text or BUSY_TEXT
             return plan
-        if self._take("oom", model):
-            plan.oom, plan.oom_forced = self._oom_text(rng), True
+        if inj := self._take("load_error", model):
+            plan.http_500 = inj.text or LOAD_ERROR_TEXT
+            return plan
+        if (inj := self._take("http_500", model)) or (on and u[0] < f.http_500_rate):
+            plan.http_500 = (inj.text if inj else None) or rng.choice(_HTTP_500_TEXTS)
+            return plan
+        if inj := self._take("oom", model):
+            plan.oom, plan.oom_forced = inj.text or self._oom_text(rng), True
         elif on and u[1] < f.oom_error_rate:
             plan.oom = self._oom_text(rng)
         if load_only:
@@ -114,6 +152,9 @@ class FaultBook:
                 setattr(plan, attr, 0.0)  # right after the first chunk
             elif on and ui < rate:
                 setattr(plan, attr, at)
+        for kind, default in (("stream_oom", STREAM_OOM_TEXT), ("stream_error", STREAM_ERROR_TEXT)):
+            if plan.stream_error is None and (inj := self._take(kind, model)):
+                plan.stream_error, plan.stream_error_at = inj.text or default, 0.0
         return plan
 
     def _oom_text(self, rng: random.Random) -> str:
