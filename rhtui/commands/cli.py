@@ -24,12 +24,21 @@ import typer
 from rich.text import Text
 
 from rhtui import __version__
-from rhtui.commands.context import CliContext, make_console
+from rhtui.commands.context import (
+    ConfigOption,
+    DataDirOption,
+    HostOption,
+    ModelfilesOption,
+    cli_context,
+    make_console,
+)
 from rhtui.engine.config import Settings
 
 app = typer.Typer(
     name="rhtui",
     help="Run a research ensemble of local LLM students on one GPU, with a live dashboard.",
+    epilog="--config, --host, --data-dir and --modelfiles also work after a command that honours them "
+    "(rhtui report --data-dir DIR); there they win over the same option given before it.",
     no_args_is_help=False,
     add_completion=False,
     rich_markup_mode=None,
@@ -51,10 +60,10 @@ class Policy(str, Enum):
 @app.callback(invoke_without_command=True)
 def main_callback(
     ctx: typer.Context,
-    config: Annotated[Optional[Path], typer.Option("--config", help="TOML config file (default: $XDG_CONFIG_HOME/rhtui/rhtui.toml).")] = None,
-    host: Annotated[Optional[str], typer.Option("--host", help="Ollama's address (default: OLLAMA_HOST or 127.0.0.1:11434).")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Where the database lives (default: $XDG_DATA_HOME/rhtui).")] = None,
-    modelfiles: Annotated[Optional[Path], typer.Option("--modelfiles", help="A folder of *.Modelfile students instead of the shipped six.")] = None,
+    config: ConfigOption = None,
+    host: HostOption = None,
+    data_dir: DataDirOption = None,
+    modelfiles: ModelfilesOption = None,
     demo: Annotated[bool, typer.Option("--demo", help="Run on the built-in simulator (a GPU + Ollama on loopback).")] = False,
     headless: Annotated[bool, typer.Option("--headless", help="No dashboard: events as log lines (for nohup/systemd).")] = False,
     duration: Annotated[Optional[float], typer.Option("--duration", help="Session length in wall-clock minutes (default 480).")] = None,
@@ -77,10 +86,13 @@ def main_callback(
         },
         "budget": {"timeout_s": timeout},
     }
-    ctx.obj = CliContext(config=config, host=host, data_dir=data_dir, modelfiles=modelfiles, overrides=overrides)
+    obj = cli_context(ctx)  # --config, --host, --data-dir, --modelfiles are in it already
+    obj.overrides = overrides
+    obj.session = session
+    obj.demo = demo
     if ctx.invoked_subcommand is not None:
         return
-    settings = ctx.obj.settings()
+    settings = obj.settings()
     run = RunOptions(demo=demo, headless=headless, scenario=scenario, speed=speed, seed=seed)
     raise typer.Exit(asyncio.run(_run_session(settings, run)))
 
@@ -219,11 +231,13 @@ def watch(
     ctx: typer.Context,
     session: Annotated[Optional[str], typer.Option(help="Session name (default: the latest session).")] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Watch a session of the simulator's database.")] = False,
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
 ) -> None:
     """Open the dashboard on a session another rhtui process is running; its keys reach that
     process through the database."""
-    settings: Settings = ctx.obj.settings()
-    raise typer.Exit(asyncio.run(_watch(settings, _db_for(settings, demo), session)))
+    settings, db, session = _session_source(ctx, session, demo)
+    raise typer.Exit(asyncio.run(_watch(settings, db, session)))
 
 
 async def _watch(settings: Settings, db: Path, session: str | None) -> int:
@@ -269,6 +283,14 @@ def _db_for(settings: Settings, demo: bool) -> Path:
     return demo_db_path(settings) if demo else settings.db_path
 
 
+def _session_source(ctx: typer.Context, session: str | None, demo: bool) -> tuple[Settings, Path, str | None]:
+    """(settings, database, session name) for report, export and watch: their own --session and
+    --demo, else those given to the root command (`rhtui --demo --session S report`)."""
+    obj = cli_context(ctx)
+    settings = obj.settings()
+    return settings, _db_for(settings, demo or obj.demo), session if session is not None else obj.session
+
+
 @app.command()
 def report(
     ctx: typer.Context,
@@ -276,12 +298,14 @@ def report(
     fmt: Annotated[Format, typer.Option("--format", help="table, csv or json.")] = Format.table,
     points: Annotated[int, typer.Option(help="VRAM timeline points (downsampled).", min=2, max=5000)] = 48,
     demo: Annotated[bool, typer.Option("--demo", help="Report on the simulator's database.")] = False,
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
 ) -> None:
     """Per-student averages and the VRAM timeline of past sessions."""
     from rhtui.commands.report import print_report
 
-    settings: Settings = ctx.obj.settings()
-    raise typer.Exit(asyncio.run(print_report(_db_for(settings, demo), session, fmt.value, points, make_console())))
+    _settings, db, session = _session_source(ctx, session, demo)
+    raise typer.Exit(asyncio.run(print_report(db, session, fmt.value, points, make_console())))
 
 
 class ExportWhat(str, Enum):
@@ -297,26 +321,36 @@ def export(
     session: Annotated[Optional[str], typer.Option(help="Session name (default: all).")] = None,
     fmt: Annotated[Format, typer.Option("--format", help="csv or json (proposals are always JSONL).")] = Format.csv,
     demo: Annotated[bool, typer.Option("--demo", help="Export from the simulator's database.")] = False,
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
 ) -> None:
     """Export runs, proposals or the VRAM timeline to stdout."""
     from rhtui.commands.report import export_data
 
-    settings: Settings = ctx.obj.settings()
-    raise typer.Exit(asyncio.run(export_data(_db_for(settings, demo), what.value, session, fmt.value, sys.stdout)))
+    _settings, db, session = _session_source(ctx, session, demo)
+    raise typer.Exit(asyncio.run(export_data(db, what.value, session, fmt.value, sys.stdout)))
+
+
+@app.command(name="doctor")
+def doctor_command(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    host: HostOption = None,
+    data_dir: DataDirOption = None,
+    modelfiles: ModelfilesOption = None,
+) -> None:
+    """Check everything rhtui needs, with the fix for each failure (exit 1 on any FAIL)."""
+    from rhtui.commands.doctor import doctor
+
+    doctor(ctx)
 
 
 def _register_optional() -> None:
-    """The models and doctor commands live in their own modules."""
+    """The models commands live in their own module."""
     try:
         from rhtui.commands.models import models_app
 
         app.add_typer(models_app, name="models", help="Create, verify, list and remove the student models.")
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        from rhtui.commands.doctor import doctor
-
-        app.command(name="doctor", help="Check everything rhtui needs, with the fix for each failure.")(doctor)
     except ImportError:  # pragma: no cover
         pass
 

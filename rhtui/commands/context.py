@@ -1,8 +1,13 @@
 """What every `rhtui` subcommand shares: the global options and how settings are loaded.
 
-The root command's callback stores a `CliContext` in `ctx.obj`; a subcommand calls
-`ctx.obj.settings()` and gets validated Settings, or the program exits 2 with a
-message that names the bad key, where it came from and what is allowed.
+The global options (`ConfigOption`, `HostOption`, `DataDirOption`, `ModelfilesOption`)
+are declared once here and reused by the root command and by each subcommand that
+honours them, so `rhtui --data-dir D report` and `rhtui report --data-dir D` mean the
+same. Each one's callback puts a given value into the `CliContext` in `ctx.obj` (a
+subcommand's context shares its parent's object); the root is parsed first, so a
+subcommand's value wins over the global one. A subcommand calls
+`cli_context(ctx).settings()` and gets validated Settings, or the program exits 2
+with a message that names the bad key, where it came from and what is allowed.
 """
 
 from __future__ import annotations
@@ -10,8 +15,9 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 
 from rhtui.engine.config import ConfigError, Settings, load_settings
@@ -30,7 +36,18 @@ class CliContext:
     data_dir: Path | None = None
     modelfiles: Path | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    session: str | None = None
+    """--session given to the root command (report, export and watch fall back to it)."""
+    demo: bool = False
+    """--demo given to the root command (report, export and watch then read the demo database)."""
     _settings: Settings | None = None
+
+    def set_option(self, name: str, value: Any) -> None:
+        """Record a global option's value (the last one given wins); settings are loaded afresh."""
+        if name not in ("config", "host", "data_dir", "modelfiles", "session", "demo"):
+            raise AttributeError(f"not a global option: {name}")
+        setattr(self, name, value)
+        self._settings = None
 
     def cli_values(self) -> dict[str, Any]:
         values: dict[str, Any] = {
@@ -60,3 +77,42 @@ class CliContext:
             # the students: the Modelfiles (shipped, or --modelfiles), or those the config declares
             self._settings = settings.model_copy(update={"students": resolve_students(settings)})
         return self._settings
+
+
+def cli_context(ctx: typer.Context) -> CliContext:
+    """The `CliContext` this command shares with its parents (made here when it runs alone)."""
+    if not isinstance(ctx.obj, CliContext):
+        ctx.obj = CliContext()
+    return ctx.obj
+
+
+def _into_context(name: str):
+    """The callback of a global option: a value given on the command line goes into the
+    CliContext's field `name`, whatever the parameter is called in the command."""
+
+    def callback(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> Any:
+        if value is not None and not ctx.resilient_parsing:
+            cli_context(ctx).set_option(name, value)
+        return value
+
+    return callback
+
+
+# The global options, each declared once. Reuse them as a parameter type, with None as the
+# default, in every command that honours them: `data_dir: DataDirOption = None`.
+ConfigOption = Annotated[Path | None, typer.Option(
+    "--config", callback=_into_context("config"), show_default=False,
+    help="TOML config file (default: $XDG_CONFIG_HOME/rhtui/rhtui.toml).",
+)]
+HostOption = Annotated[str | None, typer.Option(
+    "--host", callback=_into_context("host"), show_default=False,
+    help="Ollama's address (default: OLLAMA_HOST or 127.0.0.1:11434).",
+)]
+DataDirOption = Annotated[Path | None, typer.Option(
+    "--data-dir", callback=_into_context("data_dir"), show_default=False,
+    help="Where the database lives (default: $XDG_DATA_HOME/rhtui).",
+)]
+ModelfilesOption = Annotated[Path | None, typer.Option(
+    "--modelfiles", callback=_into_context("modelfiles"), show_default=False,
+    help="A folder of *.Modelfile students instead of the shipped six.",
+)]

@@ -18,7 +18,11 @@ Learning (`StudentProfile.from_runs`)
 Deciding (`AdaptiveScheduler.plan`), for the next enabled student not done:
     1. no need estimate (never ran with VRAM measured, no model size) → skip
        "unknown", unless VRAM is not measured at all (then Ollama decides);
-    2. session time: expected seconds > remaining seconds → skip "time";
+    2. session time: skip "time" only on learned evidence — expected seconds (learned, or
+       the timeout for a student that has timed out) > remaining seconds. A student with
+       no such evidence (never ran, or only failed otherwise) is run, not skipped on a
+       guess: the timeout bounds it and its run teaches the scheduler. With no time left
+       at all every student is skipped "time";
     3. VRAM trend above `TREND_THRESHOLD_MB_PER_MIN`: used VRAM is projected
        to the end of each student's expected run; students that fit now but
        not under the projection are skipped "trend", the largest first (they
@@ -109,6 +113,13 @@ class StudentProfile:
     efficiency: float | None
     """Tokens per GPU-second: total tokens / total seconds of the recent ok runs that have both."""
     last_status: str | None
+    timeouts: int = 0
+    """Attempted runs cancelled at the timeout (evidence a run takes the whole timeout)."""
+
+    @property
+    def knows_seconds(self) -> bool:
+        """Whether the time a run takes is learned: measured ok runs, or a timeout."""
+        return self.seconds_p95 is not None or self.seconds_mean is not None or self.timeouts > 0
 
     @classmethod
     def from_runs(
@@ -148,6 +159,7 @@ class StudentProfile:
             tok_per_s_mean=_mean(tps),
             efficiency=eff_tokens / eff_secs if eff_secs > 0 else None,
             last_status=attempted[-1].status if attempted else None,
+            timeouts=sum(1 for r in attempted if r.status == "timeout"),
         )
 
 
@@ -222,6 +234,8 @@ class _Est:
     c: Candidate
     need: float | None
     seconds: float
+    known_s: bool = False
+    """`seconds` is learned (see `StudentProfile.knows_seconds`), not the timeout assumed."""
 
 
 class AdaptiveScheduler:
@@ -257,6 +271,11 @@ class AdaptiveScheduler:
             if learned is not None:
                 return min(learned, self.policy.timeout_s)
         return self.policy.timeout_s
+
+    @staticmethod
+    def knows_seconds(p: StudentProfile | None) -> bool:
+        """Whether `estimate_seconds` rests on learned evidence rather than the assumed timeout."""
+        return p is not None and p.knows_seconds
 
     # -- order ----------------------------------------------------------------
 
@@ -302,7 +321,7 @@ class AdaptiveScheduler:
             return None
         ests = [
             _Est(by_name[n], self.estimate_need(by_name[n], profiles.get(n)),
-                 self.estimate_seconds(by_name[n], profiles.get(n)))
+                 self.estimate_seconds(by_name[n], profiles.get(n)), self.knows_seconds(profiles.get(n)))
             for n in pending
         ]
         vram_known = vram_figures(snap) is not None
@@ -352,11 +371,15 @@ class AdaptiveScheduler:
         return Step(name, "run", e.need, e.seconds, d.reason)
 
     def _time_skip(self, e: _Est, remaining_s: float | None) -> Step | None:
+        """Skip "time" when the learned time does not fit in what is left, or nothing is left.
+        A student whose time is not learned is never skipped on the assumed timeout."""
         if not self.options.skip_slowest_when_short or remaining_s is None:
             return None
-        if e.seconds <= remaining_s:
+        if not (remaining_s > 0):  # also NaN: no time left at all, whatever the student needs
+            return Step(e.c.name, "skip", e.need, e.seconds, "no time left in the session", "time")
+        if not e.known_s or e.seconds <= remaining_s:
             return None
-        left = max(0.0, remaining_s)
+        left = remaining_s
         return Step(
             e.c.name, "skip", e.need, e.seconds,
             f"needs ~{e.seconds:.1f} s, {left:.1f} s of the session left",

@@ -259,6 +259,53 @@ def test_time_skip_reason_has_the_numbers():
                         "needs ~38.9 s, 20.0 s of the session left", "time")
 
 
+def test_never_run_students_are_not_skipped_for_time_on_the_assumed_timeout():
+    # A fresh database and a session shorter than the timeout: `--headless --duration 1`.
+    cands = [Candidate(n, n, size_mb=REF[n][0] - 320) for n in NAMES]
+    steps = cycle(scheduler(), cands, {}, snap(), remaining=59.9)
+    assert [(st.student, st.action) for st in steps] == [(n, "run") for n in NAMES]
+    assert all(st.expected_s == 60.0 for st in steps)  # still shown as the timeout
+    # VRAM not measured (no NVML, no gpu_total_mb): the same
+    steps = cycle(scheduler(), cands, {}, snap(None, None), remaining=1.0)
+    assert all(st.action == "run" for st in steps)
+
+
+def test_failures_other_than_timeouts_teach_no_time():
+    s = scheduler()
+    runs = [rec("rh-beta", 0, "error"), rec("rh-beta", 1, "aborted"), rec("rh-beta", 2, "emergency")]
+    p = StudentProfile.from_runs("rh-beta", runs)
+    assert p.runs == 3 and not p.knows_seconds and p.timeouts == 0
+    step = s.plan([Candidate("rh-beta", "rh-beta", size_mb=4000)], {"rh-beta": p}, (), snap(), 10.0)
+    assert step.action == "run"
+
+
+def test_a_timeout_is_evidence_the_student_needs_the_whole_timeout():
+    s = scheduler()
+    p = StudentProfile.from_runs("rh-beta", [rec("rh-beta", 0, "timeout")])
+    assert p.knows_seconds and p.timeouts == 1
+    step = s.plan([Candidate("rh-beta", "rh-beta", size_mb=4000)], {"rh-beta": p}, (), snap(), 59.0)
+    assert (step.action, step.kind, step.reason) == ("skip", "time", "needs ~60.0 s, 59.0 s of the session left")
+
+
+def test_learned_and_never_run_students_in_one_short_session():
+    profiles = ref_profiles()
+    del profiles["rh-zeta"]  # never ran
+    cands = [Candidate(n, n, size_mb=4000) for n in NAMES]
+    steps = cycle(scheduler(), cands, profiles, snap(), remaining=32.0)
+    by = {st.student: st for st in steps}
+    assert by["rh-epsilon"].kind == "time"  # learned 33.5 s > 32 s
+    assert by["rh-zeta"].action == "run"  # never ran: its run is how the scheduler learns
+
+
+def test_with_no_time_left_everyone_is_skipped_for_time():
+    cands = [Candidate(n, n, size_mb=4000) for n in NAMES]
+    for profiles in ({}, ref_profiles()):
+        steps = cycle(scheduler(), cands, profiles, snap(), remaining=0.0)
+        assert all(st.action == "skip" and st.kind == "time" for st in steps)
+    step = scheduler().plan(cands, {}, (), snap(), 0.0)
+    assert step.reason == "no time left in the session"
+
+
 def test_time_rule_can_be_turned_off():
     steps = cycle(scheduler(skip_slowest_when_short=False), candidates(), ref_profiles(), snap(), remaining=5.0)
     assert all(st.action == "run" for st in steps)
@@ -443,6 +490,28 @@ def test_plan_never_runs_a_student_that_does_not_fit(world):
         done.add(step.student)
     expected = {c.name for c in cands if c.enabled} - set(world[3])
     assert sorted(seen) == sorted(expected)  # every pending enabled student decided exactly once
+
+
+@settings(max_examples=300, deadline=None)
+@given(worlds())
+def test_a_time_skip_rests_on_learned_time_never_on_a_guess(world):
+    s, cands, profiles, done, hw, remaining, trend = world
+    by_name = {c.name: c for c in cands}
+    done = set(done)
+    while (step := s.plan(cands, profiles, done, hw, remaining, trend)) is not None:
+        p = profiles.get(step.student)
+        if step.kind == "time":
+            assert remaining is not None and s.options.skip_slowest_when_short
+            if remaining > 0:
+                assert p is not None and p.knows_seconds and p.runs > 0
+                assert s.estimate_seconds(by_name[step.student], p) > remaining
+        if remaining is not None and remaining > 0 and not any(
+            s.knows_seconds(profiles.get(c.name)) for c in cands if c.name not in done
+        ):
+            # no learned time anywhere: decided as if the session had all the time in the world
+            assert step == s.plan(cands, profiles, done, hw, None, trend)
+        event(f"{step.action} {step.kind}".strip())
+        done.add(step.student)
 
 
 @settings(max_examples=200, deadline=None)
