@@ -10,20 +10,35 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.filesize import decimal as filesize
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
-from rhtui.commands.context import CliContext, make_console
+from rhtui.commands.context import CliContext, ConfigOption, DataDirOption, HostOption, ModelfilesOption, make_console
 from rhtui.engine.backend import (
     BackendError,
     BackendUnreachable,
+    CreateProgress,
     LoadedModel,
     ModelDetails,
     ModelInfo,
@@ -37,6 +52,8 @@ from rhtui.engine.modelfile import (
     ModelfileError,
     check_modelfiles_dir,
     compare_with_show,
+    file_digest,
+    from_file,
     full_tag,
     load_modelfile,
     modelfile_warnings,
@@ -77,7 +94,10 @@ class Student:
 
     @property
     def base(self) -> str | None:
-        return self.mf.from_ if self.mf else None
+        """The model in Ollama this student is built FROM (None: none, or a local file)."""
+        if self.mf is None or from_file(self.mf) is not None:
+            return None
+        return self.mf.from_
 
 
 def load_students(settings: Settings, names: list[str] | None = None) -> list[Student]:
@@ -159,7 +179,9 @@ async def model_state(backend: OllamaBackend, st: Student) -> tuple[str, list[Dr
         return "missing", [], None
     if st.mf is None:
         return "present", [], details
-    drifts = compare_with_show(st.mf, details.modelfile, details.parameters, details.template or None)
+    drifts = compare_with_show(st.mf, details.modelfile, details.parameters, details.template or None,
+                               system=details.system, license=details.license or None, renderer=details.renderer,
+                               parser=details.parser, requires=details.requires)
     return ("drift" if drifts else "match"), drifts, details
 
 
@@ -172,6 +194,9 @@ def create(
     names: Annotated[Optional[list[str]], typer.Argument(help="Students to create (default: all).", show_default=False)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the request each model would be created with; send nothing.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Recreate even a model that already matches its Modelfile.")] = False,
+    config: ConfigOption = None,
+    host: HostOption = None,
+    modelfiles: ModelfilesOption = None,
 ) -> None:
     """Create the student models from their Modelfiles (a model that already matches is left alone)."""
     settings = _settings(ctx)
@@ -197,14 +222,97 @@ def create(
         for w in modelfile_warnings(st.mf):
             err(f"warning: {w}")
     if dry_run:
-        for st, _ in plan:
+        for st, fields in plan:
             assert st.mf is not None
             body = wire_request(st.tag, st.mf)
+            for key in ("files", "adapters", "draft_files"):
+                for path in fields.get(key, {}).values():
+                    out.print(Text(f"# {st.name}: POST {settings.ollama_host}/api/blobs/{file_digest(path)}  "
+                                   f"(uploads {path}, {path.stat().st_size:,} bytes)"))
             out.print(Text(f"# {st.name}: POST {settings.ollama_host}/api/create  (from {st.spec.modelfile})"))
             out.print(Text(json.dumps(body, indent=2, ensure_ascii=False)))
         out.print(Text(f"# dry run: {len(plan)} request(s) shown, nothing sent to Ollama"))
         raise typer.Exit(0)
     raise typer.Exit(asyncio.run(_create_all(settings, plan, force, command_prefix(ctx))))
+
+
+class _LayerColumn(ProgressColumn):
+    """A column shown only on the rows of a layer being transferred (empty on a student's row)."""
+
+    def __init__(self, inner: ProgressColumn) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def render(self, task: Task) -> Any:
+        return self.inner.render(task) if task.fields.get("layer") else Text("")
+
+
+class CreateDisplay:
+    """What `rhtui models create` shows while Ollama works: a row per student with its latest
+    status, and a progress bar per layer while one is transferred (Ollama pulling a missing base
+    model, or a file being uploaded): bytes, percent, rate and time left. Where the output is not
+    a terminal (a pipe, a log, a test), a line per status and per layer instead."""
+
+    def __init__(self, console: Console, *, get_time: Callable[[], float] | None = None) -> None:
+        self.console = console
+        self.live = console.is_terminal
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}", markup=False),
+            _LayerColumn(BarColumn(bar_width=30)),
+            _LayerColumn(TaskProgressColumn()),
+            _LayerColumn(DownloadColumn()),
+            _LayerColumn(TransferSpeedColumn()),
+            _LayerColumn(TimeRemainingColumn()),
+            TextColumn("{task.fields[status]}", markup=False),
+            console=console,
+            disable=not self.live,
+            get_time=get_time,
+        )
+        self._rows: dict[str, TaskID] = {}
+        self._layers: dict[tuple[str, str], TaskID] = {}
+        self._last: dict[str, str] = {}
+
+    def __enter__(self) -> CreateDisplay:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def status(self, name: str, text: str, *, echo: bool = True, done: bool = False) -> None:
+        """`name`'s row says `text` (with `echo`, a line of its own where the output is not a
+        terminal; with `done`, its spinner stops)."""
+        line = sanitize_line(text).strip()
+        if name not in self._rows:
+            self._rows[name] = self.progress.add_task(name, total=None, status=line)
+        if done:
+            self.progress.update(self._rows[name], total=1, completed=1)
+        if not line or line == self._last.get(name):
+            return
+        self._last[name] = line
+        self.progress.update(self._rows[name], status=line)
+        if echo and not self.live:
+            self.console.print(Text(f"{name}: {line}"))
+
+    def part(self, name: str, part: CreateProgress) -> None:
+        """One progress part of `name`'s create: a layer's bytes get a bar of their own."""
+        if not (part.digest and part.total):
+            self.status(name, part.status)
+            return
+        key = (name, part.digest)
+        done = min(part.completed or 0, part.total)
+        short = sanitize_line(part.digest.removeprefix("sha256:")[:12])
+        what = sanitize_line(part.status).split(" ", 1)[0] or "pulling"
+        if key not in self._layers:
+            self._layers[key] = self.progress.add_task(f"  {what} {short}", total=part.total, completed=done,
+                                                       layer=True, status="")
+            self.status(name, f"{what} {short} ({filesize(part.total)})")
+        task = self._layers[key]
+        was = next(t.completed for t in self.progress.tasks if t.id == task)
+        self.progress.update(task, completed=done)
+        if done >= part.total and was < part.total and not self.live:
+            self.console.print(Text(f"{name}: {what} {short}: {filesize(part.total)} done"))
 
 
 async def _create_all(settings: Settings, plan: list[tuple[Student, dict]], force: bool, prefix: str) -> int:
@@ -217,24 +325,16 @@ async def _create_all(settings: Settings, plan: list[tuple[Student, dict]], forc
         except BackendError as exc:
             err(f"rhtui: {exc}")
             return 1
-        progress = Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}", markup=False),
-            TextColumn("{task.fields[status]}", markup=False),
-            TimeElapsedColumn(),
-            console=out,
-            disable=not out.is_terminal,
-        )
-        with progress:
+        with CreateDisplay(out) as display:
             for st, fields in plan:
-                task = progress.add_task(st.name, status="checking")
+                display.status(st.name, "checking", echo=False)
                 try:
-                    results[st.name] = await _create_one(backend, st, fields, force, progress, task, out)
+                    results[st.name] = await _create_one(backend, st, fields, force, display)
                 except BackendUnreachable as exc:
-                    progress.update(task, status="Ollama went away")
+                    display.status(st.name, "Ollama went away", echo=False, done=True)
                     err(f"rhtui: {exc}")
                     return 1
-                progress.update(task, status=results[st.name][0], completed=1, total=1)
+                display.status(st.name, results[st.name][0], echo=False, done=True)
     finally:
         await backend.close()
     failed = False
@@ -246,23 +346,17 @@ async def _create_all(settings: Settings, plan: list[tuple[Student, dict]], forc
 
 
 async def _create_one(backend: OllamaBackend, st: Student, fields: dict, force: bool,
-                      progress: Progress, task, out: Console) -> tuple[str, str]:
+                      display: CreateDisplay) -> tuple[str, str]:
     assert st.mf is not None
     state, drifts, _ = await model_state(backend, st)
     if state == "match" and not force:
         return "unchanged", f"matches {Path(st.spec.modelfile or '').name}"
     word = {"missing": "created", "drift": "updated", "match": "recreated"}.get(state, "created")
-    last = ""
     try:
-        async for status in backend.create(st.tag, **fields):
-            line = sanitize_line(status).strip()
-            if line and line != last:
-                last = line
-                progress.update(task, status=line)
-                if not out.is_terminal:
-                    out.print(Text(f"{st.name}: {line}"))
+        async for part in backend.create(st.tag, **fields):
+            display.part(st.name, part)
     except ModelMissing as exc:
-        return "failed", str(exc)
+        return "failed", sanitize_line(str(exc))
     except BackendUnreachable:
         raise
     except BackendError as exc:
@@ -281,7 +375,12 @@ async def _create_one(backend: OllamaBackend, st: Student, fields: dict, force: 
 
 
 @models_app.command()
-def verify(ctx: typer.Context) -> None:
+def verify(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    host: HostOption = None,
+    modelfiles: ModelfilesOption = None,
+) -> None:
     """Check each student's model in Ollama against its Modelfile; exit 1 if any is missing or drifted."""
     settings = _settings(ctx)
     students = load_students(settings)
@@ -353,7 +452,13 @@ async def _verify(settings: Settings, students: list[Student], prefix: str) -> i
 
 
 @models_app.command("list")
-def list_(ctx: typer.Context) -> None:
+def list_(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    host: HostOption = None,
+    modelfiles: ModelfilesOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
     """The students: base, size on disk, loaded or not (VRAM while loaded), learned profile."""
     settings = _settings(ctx)
     students = load_students(settings)
@@ -438,6 +543,9 @@ def rm(
     ctx: typer.Context,
     names: Annotated[list[str], typer.Argument(help="Students whose models to delete.", show_default=False)],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    config: ConfigOption = None,
+    host: HostOption = None,
+    modelfiles: ModelfilesOption = None,
 ) -> None:
     """Delete student models from Ollama (their Modelfiles stay; `rhtui models create` brings them back)."""
     settings = _settings(ctx)

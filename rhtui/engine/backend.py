@@ -184,119 +184,8 @@ class LlmBackend(Protocol):
     async def version(self) -> str: ...
     async def list_models(self) -> list[ModelInfo]: ...
     async def ps(self) -> list[LoadedModel]: ...
-    async def show(self, model: str) -> ModelDetails:
-        """POST /api/show, read from its JSON: the official client's ShowResponse drops ``system``
-        (and ``renderer``, ``parser``, ``requires``), which the drift check needs."""
-
-        async def get() -> dict[str, Any]:
-            r = await self._client._request_raw("POST", "/api/show", json={"model": model})
-            body = r.json()
-            if not isinstance(body, dict):
-                raise BackendError(f"Ollama at {self.host} answered /api/show with something that is not a JSON object")
-            return body
-
-        raw = await self._call(get(), model)
-        r = ollama.ShowResponse(**raw)
-        d = r.details
-
-        def text(key: str) -> str | None:
-            v = raw.get(key)
-            return v if isinstance(v, str) else None
-
-        return ModelDetails(
-            name=model,
-            modelfile=r.modelfile or "",
-            parameters=r.parameters or "",
-            template=r.template or "",
-            license=r.license or "",
-            family=d.family if d else None,
-            parameter_size=d.parameter_size if d else None,
-            info=dict(r.modelinfo or {}),
-            system=text("system"),
-            renderer=text("renderer"),
-            parser=text("parser"),
-            requires=text("requires"),
-        )
-
-    # -- model management ------------------------------------------------------------
-
-    async def create(self, model: str, **fields: Any) -> AsyncIterator[CreateProgress]:
-        """Create `model` as ``ollama create`` does, from structured fields: ``from_`` or
-        ``files``, and ``adapters``, ``draft_files``, ``system``, ``template``, ``parameters``,
-        ``license``, ``messages``, ``renderer``, ``parser``, ``requires``. Yields every progress
-        part as it streams (`CreateProgress`): Ollama pulls a missing base model itself during a
-        create (server/create.go → images.go PullModel), reporting ``pulling <digest>`` parts with
-        bytes completed and total per layer.
-
-        A value of ``files``, ``adapters`` or ``draft_files`` that is a local path is uploaded
-        first as a blob (the client's create_blob: POST /api/blobs/<sha256>) and sent as its
-        digest, as the CLI does. A base model Ollama cannot pull raises `ModelMissing` with
-        Ollama's reason and ``ollama pull BASE``."""
-        base = fields.get("from_")
-        body = dict(fields)
-        for key in ("files", "adapters", "draft_files"):
-            if body.get(key):
-                sent: dict[str, str] = {}
-                for name, value in dict(body[key]).items():
-                    if isinstance(value, str) and value.startswith("sha256:"):
-                        sent[name] = value
-                        continue
-                    async for part in self._upload(Path(value)):
-                        yield part
-                        if part.digest:
-                            sent[name] = part.digest
-                body[key] = sent
-        extra = {k: body.pop(k) for k in ("draft_files", "renderer", "parser", "requires") if body.get(k)}
-        pulling = False
-        try:
-            if extra:  # fields the official client's CreateRequest does not carry: its own request, the same JSON
-                from ollama._types import CreateRequest
-
-                payload = CreateRequest(model=model, stream=True, **body).model_dump(exclude_none=True) | extra
-                stream = await self._client._request(ollama.ProgressResponse, "POST", "/api/create", json=payload, stream=True)
-            else:
-                stream = await self._client.create(model=model, stream=True, **body)
-            async for part in stream:
-                status = part.status or ""
-                pulling = pulling or status.startswith("pulling")
-                yield CreateProgress(status, part.digest or None, part.completed, part.total)
-        except (ConnectionError, ollama.ResponseError, httpx.HTTPError, json.JSONDecodeError) as exc:
-            err = self._map(exc, base)
-            if pulling and base and isinstance(exc, ollama.ResponseError):
-                detail = str(exc.error)
-                why = (" (is the name right? Ollama's registry has no such model)" if "file does not exist" in detail
-                       else " (Ollama needs to reach its registry)")
-                err = ModelMissing(base, self.host)
-                err.args = (f"Ollama at {self.host} could not pull base model {base!r} of {model!r}: {detail}; "
-                            f"fix: `ollama pull {base}`{why}",)
-                err.fix = f"ollama pull {base}"
-            elif isinstance(err, ModelMissing) and base:
-                err = ModelMissing(base, self.host)
-                err.args = (f"base model {base!r} of {model!r} is not pulled in Ollama at {self.host}; fix: `ollama pull {base}`",)
-                err.fix = f"ollama pull {base}"
-            elif isinstance(err, RunnerFailed):  # no runner is involved in a create
-                pulling_hint = (
-                    f" (Ollama pulls a missing base model during a create; `ollama pull {base}` shows why it could not)"
-                    if base and "pull" in err.detail.lower() else ""
-                )
-                err = BackendError(f"Ollama at {self.host} could not create {model!r}: {err.detail}{pulling_hint}")
-            raise err from None
-
-    async def _upload(self, path: Path) -> AsyncIterator[CreateProgress]:
-        """Upload a local file as a blob (the client's create_blob); the last part carries its digest."""
-        try:
-            size = path.stat().st_size
-        except OSError as exc:
-            raise BackendError(f"cannot read {path}: {exc.strerror or exc}") from None
-        yield CreateProgress(f"copying file {path.name} ({size:,} bytes)")
-        try:
-            digest = await self._client.create_blob(path)
-        except (ConnectionError, ollama.ResponseError, httpx.HTTPError) as exc:
-            raise self._map(exc) from None
-        except OSError as exc:
-            raise BackendError(f"cannot read {path}: {exc.strerror or exc}") from None
-        yield CreateProgress(f"copying file {digest} 100%", digest, size, size)
-
+    async def show(self, model: str) -> ModelDetails: ...
+    def create(self, model: str, **fields: Any) -> AsyncIterator[CreateProgress]: ...
     async def delete(self, model: str) -> None: ...
     async def preload(self, model: str, options: Mapping[str, Any] | None, keep_alive: float | str) -> float | None: ...
     def generate(
@@ -439,8 +328,24 @@ class OllamaBackend:
         ]
 
     async def show(self, model: str) -> ModelDetails:
-        r = await self._call(self._client.show(model), model)
+        """POST /api/show, read from its JSON: the official client's ShowResponse drops ``system``
+        (and ``renderer``, ``parser``, ``requires``), which the drift check needs."""
+
+        async def get() -> dict[str, Any]:
+            r = await self._client._request_raw("POST", "/api/show", json={"model": model})
+            body = r.json()
+            if not isinstance(body, dict):
+                raise BackendError(f"Ollama at {self.host} answered /api/show with something that is not a JSON object")
+            return body
+
+        raw = await self._call(get(), model)
+        r = ollama.ShowResponse(**raw)
         d = r.details
+
+        def text(key: str) -> str | None:
+            v = raw.get(key)
+            return v if isinstance(v, str) else None
+
         return ModelDetails(
             name=model,
             modelfile=r.modelfile or "",
@@ -450,31 +355,91 @@ class OllamaBackend:
             family=d.family if d else None,
             parameter_size=d.parameter_size if d else None,
             info=dict(r.modelinfo or {}),
+            system=text("system"),
+            renderer=text("renderer"),
+            parser=text("parser"),
+            requires=text("requires"),
         )
 
     # -- model management ------------------------------------------------------------
 
-    async def create(self, model: str, **fields: Any) -> AsyncIterator[str]:
-        """Create `model` from structured fields (from_, system, parameters, template, license,
-        messages); yields Ollama's status lines as they stream."""
+    async def create(self, model: str, **fields: Any) -> AsyncIterator[CreateProgress]:
+        """Create `model` as ``ollama create`` does, from structured fields: ``from_`` or
+        ``files``, and ``adapters``, ``draft_files``, ``system``, ``template``, ``parameters``,
+        ``license``, ``messages``, ``renderer``, ``parser``, ``requires``. Yields every progress
+        part as it streams (`CreateProgress`): Ollama pulls a missing base model itself during a
+        create (server/create.go → images.go PullModel), reporting ``pulling <digest>`` parts with
+        bytes completed and total per layer.
+
+        A value of ``files``, ``adapters`` or ``draft_files`` that is a local path is uploaded
+        first as a blob (the client's create_blob: POST /api/blobs/<sha256>) and sent as its
+        digest, as the CLI does. A base model Ollama cannot pull raises `ModelMissing` with
+        Ollama's reason and ``ollama pull BASE``."""
+        base = fields.get("from_")
+        body = dict(fields)
+        for key in ("files", "adapters", "draft_files"):
+            if body.get(key):
+                sent: dict[str, str] = {}
+                for name, value in dict(body[key]).items():
+                    if isinstance(value, str) and value.startswith("sha256:"):
+                        sent[name] = value
+                        continue
+                    async for piece in self._upload(Path(value)):
+                        yield piece
+                        if piece.digest:
+                            sent[name] = piece.digest
+                body[key] = sent
+        extra = {k: body.pop(k) for k in ("draft_files", "renderer", "parser", "requires") if body.get(k)}
+        pulling = False
         try:
-            stream = await self._client.create(model=model, stream=True, **fields)
+            if extra:  # fields the official client's CreateRequest does not carry: its own request, the same JSON
+                from ollama._types import CreateRequest
+
+                payload = CreateRequest(model=model, stream=True, **body).model_dump(exclude_none=True) | extra
+                stream = await self._client._request(ollama.ProgressResponse, "POST", "/api/create", json=payload,
+                                                     stream=True)
+            else:
+                stream = await self._client.create(model=model, stream=True, **body)
             async for part in stream:
-                yield part.status or ""
+                status = part.status or ""
+                pulling = pulling or status.startswith("pulling")
+                yield CreateProgress(status, part.digest or None, part.completed, part.total)
         except (ConnectionError, ollama.ResponseError, httpx.HTTPError, json.JSONDecodeError) as exc:
-            base = fields.get("from_")
             err = self._map(exc, base)
-            if isinstance(err, ModelMissing) and base:
+            if pulling and base and isinstance(exc, ollama.ResponseError):
+                detail = str(exc.error)
+                why = (" (is the name right? Ollama's registry has no such model)" if "file does not exist" in detail
+                       else " (Ollama needs to reach its registry)")
+                err = ModelMissing(base, self.host)
+                err.args = (f"Ollama at {self.host} could not pull base model {base!r} of {model!r}: {detail}; "
+                            f"fix: `ollama pull {base}`{why}",)
+                err.fix = f"ollama pull {base}"
+            elif isinstance(err, ModelMissing) and base:
                 err = ModelMissing(base, self.host)
                 err.args = (f"base model {base!r} of {model!r} is not pulled in Ollama at {self.host}; fix: `ollama pull {base}`",)
                 err.fix = f"ollama pull {base}"
             elif isinstance(err, RunnerFailed):  # no runner is involved in a create
-                pulling = (
+                pulling_hint = (
                     f" (Ollama pulls a missing base model during a create; `ollama pull {base}` shows why it could not)"
                     if base and "pull" in err.detail.lower() else ""
                 )
-                err = BackendError(f"Ollama at {self.host} could not create {model!r}: {err.detail}{pulling}")
+                err = BackendError(f"Ollama at {self.host} could not create {model!r}: {err.detail}{pulling_hint}")
             raise err from None
+
+    async def _upload(self, path: Path) -> AsyncIterator[CreateProgress]:
+        """Upload a local file as a blob (the client's create_blob); the last part carries its digest."""
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise BackendError(f"cannot read {path}: {exc.strerror or exc}") from None
+        yield CreateProgress(f"copying file {path.name} ({size:,} bytes)")
+        try:
+            digest = await self._client.create_blob(path)
+        except (ConnectionError, ollama.ResponseError, httpx.HTTPError) as exc:
+            raise self._map(exc) from None
+        except OSError as exc:
+            raise BackendError(f"cannot read {path}: {exc.strerror or exc}") from None
+        yield CreateProgress(f"copying file {digest} 100%", digest, size, size)
 
     async def delete(self, model: str) -> None:
         await self._call(self._client.delete(model), model)

@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import unicodedata
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 MIB = 1024 * 1024
 DEFAULT_NUM_CTX = 4096
 """Ollama's default context length."""
+DEFAULT_TEMPLATE = "{{ .Prompt }}"
+"""template.DefaultTemplate: what a model without a template layer shows."""
 
 # -- base models the simulator ships as "pulled" ---------------------------------------------
 
@@ -101,18 +106,23 @@ def display_name(name: str) -> str:
 
 # -- options (PARAMETER names) -----------------------------------------------------------------
 
+# Ollama's options today (api/types.go Options and Runner, by JSON name and Go type).
 _INT_OPTS = {
-    "num_keep", "seed", "num_predict", "top_k", "repeat_last_n", "mirostat", "num_ctx", "num_batch",
-    "num_gpu", "main_gpu", "num_thread",
+    "num_keep", "seed", "num_predict", "top_k", "repeat_last_n", "num_ctx", "num_batch", "num_gpu", "main_gpu",
+    "num_thread", "draft_num_predict",
 }
 _FLOAT_OPTS = {
-    "top_p", "min_p", "typical_p", "tfs_z", "temperature", "repeat_penalty", "presence_penalty",
-    "frequency_penalty", "mirostat_tau", "mirostat_eta",
+    "top_p", "min_p", "typical_p", "temperature", "repeat_penalty", "presence_penalty", "frequency_penalty",
 }
-_BOOL_OPTS = {"penalize_newline", "numa", "low_vram", "f16_kv", "logits_all", "vocab_only", "use_mmap",
-              "use_mlock", "embedding_only"}
+_BOOL_OPTS = {"use_mmap"}
 _LIST_OPTS = {"stop"}
 KNOWN_OPTIONS = frozenset(_INT_OPTS | _FLOAT_OPTS | _BOOL_OPTS | _LIST_OPTS)
+RETIRED_OPTIONS = frozenset({
+    "penalize_newline", "low_vram", "f16_kv", "logits_all", "vocab_only", "use_mlock", "mirostat", "mirostat_tau",
+    "mirostat_eta", "numa", "tfs_z", "embedding_only",
+})
+"""Options older Ollama versions had: today's ignores them (Options.FromMap logs "invalid option
+provided" and goes on), and so does the simulator."""
 
 
 class OptionError(ValueError):
@@ -124,6 +134,8 @@ def normalize_parameters(params: dict[str, Any] | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in (params or {}).items():
         if value is None:
+            continue
+        if key in RETIRED_OPTIONS:
             continue
         if key not in KNOWN_OPTIONS:
             raise OptionError(f"unknown parameter '{key}'")
@@ -189,6 +201,13 @@ class SimModel:
     modified_at: float = 0.0
     student: bool = False
     """A scenario student: `resident_mb` is the measured figure at the default context."""
+    weights: str | None = None
+    """The digest of the weights when they came from an uploaded file (None: the base's)."""
+    adapters: list[str] = field(default_factory=list)
+    draft: str | None = None
+    renderer: str = ""
+    parser: str = ""
+    requires: str = ""
 
     @property
     def info(self) -> BaseInfo:
@@ -204,11 +223,14 @@ class SimModel:
 
     @property
     def weights_digest(self) -> str:
-        return "sha256:" + sha256_hex(f"weights:{self.base}")
+        return self.weights or "sha256:" + sha256_hex(f"weights:{self.base}")
 
     def layers(self) -> list[tuple[str, str]]:
         """(media type, digest) of each layer, as Ollama stores them."""
         out = [("application/vnd.ollama.image.model", self.weights_digest)]
+        out += [("application/vnd.ollama.image.adapter", d) for d in self.adapters]
+        if self.draft:
+            out.append(("application/vnd.ollama.image.draft", self.draft))
         if self.template:
             out.append(("application/vnd.ollama.image.template", "sha256:" + sha256_hex(self.template)))
         if self.system:
@@ -254,35 +276,98 @@ class SimModel:
             f"{arch}.embedding_length": 4096 if arch == "llama" else 3584,
         }
 
-    def blob_path(self) -> str:
-        return "/usr/share/ollama/.ollama/models/blobs/" + self.weights_digest.replace(":", "-")
+    def blob_path(self, digest: str | None = None) -> str:
+        return "/usr/share/ollama/.ollama/models/blobs/" + (digest or self.weights_digest).replace(":", "-")
 
 
 # -- rendering like `ollama show` --------------------------------------------------------------
 
 
-def _triple(s: str) -> str:
-    return f'"""{s}"""'
-
-
-def _param_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)
-    return str(v)
-
-
-def _message_text(s: str) -> str:
-    if "\n" in s or s.startswith(" ") or s.endswith(" ") or '"' in s:
-        return _triple(s)
+def go_quote(s: str) -> str:
+    """``parser.go`` quote(): a value is written bare unless it holds a line end or starts or ends
+    with a space; then in "…", or in \"\"\"…\"\"\" when it also holds a quote."""
+    if "\n" in s or s.startswith(" ") or s.endswith(" "):
+        return f'"""{s}"""' if '"' in s else f'"{s}"'
     return s
 
 
+def go_float(v: float) -> str:
+    """A float64 as Go's ``%v`` writes it (strconv 'g', shortest): ``0.7``, ``4096``, ``1e+06``."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    if v == 0:
+        return "-0" if math.copysign(1.0, v) < 0 else "0"
+    sign, digits, exponent = Decimal(repr(float(v))).as_tuple()
+    text = "".join(map(str, digits)).rstrip("0")
+    exponent = int(exponent) + (len(digits) - len(text)) if text else 0
+    dp = len(text) + exponent  # the value is 0.<text> × 10^dp
+    x = dp - 1
+    neg = "-" if sign else ""
+    if x < -4 or x >= 6:  # "if precision was the shortest possible, use precision 6 for this decision"
+        mant = text[0] + ("." + text[1:] if len(text) > 1 else "")
+        return f"{neg}{mant}e{'-' if x < 0 else '+'}{abs(x):02d}"
+    if dp <= 0:
+        return f"{neg}0.{'0' * -dp}{text}"
+    if dp >= len(text):
+        return neg + text + "0" * (dp - len(text))
+    return f"{neg}{text[:dp]}.{text[dp:]}"
+
+
+def _go_json_value(v: Any) -> Any:
+    """A parameter value as Ollama holds it after reading its params layer (JSON into ``any``)."""
+    if isinstance(v, bool | str):
+        return v
+    if isinstance(v, int | float):
+        return float(v)
+    return v
+
+
+def go_v(v: Any) -> str:
+    """Go's ``%v`` of a JSON-decoded value (what ``ollama show --modelfile`` writes after PARAMETER)."""
+    v = _go_json_value(v)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return go_float(v)
+    return str(v)
+
+
+def go_sharp_v(v: Any) -> str:
+    """Go's ``%#v`` of a JSON-decoded value (what /api/show's ``parameters`` writes): strings as
+    strconv.Quote writes them."""
+    v = _go_json_value(v)
+    if isinstance(v, str):
+        return _go_strconv_quote(v)
+    return go_v(v)
+
+
+def _go_strconv_quote(s: str) -> str:
+    out = ['"']
+    for ch in s:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch == " " or unicodedata.category(ch)[0] in "LMNPS":
+            out.append(ch)
+        elif ch in "\a\b\f\n\r\t\v":
+            out.append({"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
+                        "\v": "\\v"}[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) <= 0xFFFF:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    out.append('"')
+    return "".join(out)
+
+
 def render_modelfile(m: SimModel) -> str:
-    """The text of ``ollama show --modelfile`` for `m`."""
+    """/api/show's ``modelfile``, as Ollama writes it (routes.go GetModelInfo, images.go
+    Model.String, parser.go Command.String and quote): FROM, ADAPTER, DRAFT, TEMPLATE (always;
+    the default one when the model has none), SYSTEM when set, RENDERER, PARSER, the parameters
+    (Go's map order is random; here sorted), LICENSE, MESSAGE."""
     lines = [
         '# Modelfile generated by "ollama show"',
         "# To build a new Modelfile based on this, replace FROM with:",
@@ -290,28 +375,34 @@ def render_modelfile(m: SimModel) -> str:
         "",
         f"FROM {m.blob_path()}",
     ]
-    if m.template:
-        lines.append(f"TEMPLATE {_triple(m.template)}")
+    lines += [f"ADAPTER {go_quote(m.blob_path(d))}" for d in m.adapters]
+    if m.draft:
+        lines.append(f"DRAFT {go_quote(m.blob_path(m.draft))}")
+    lines.append(f"TEMPLATE {go_quote(m.template or DEFAULT_TEMPLATE)}")
     if m.system:
-        lines.append(f"SYSTEM {_triple(m.system)}")
+        lines.append(f"SYSTEM {go_quote(m.system)}")
+    if m.renderer:
+        lines.append(f"RENDERER {go_quote(m.renderer)}")
+    if m.parser:
+        lines.append(f"PARSER {go_quote(m.parser)}")
     for key in sorted(m.parameters):
         value = m.parameters[key]
         for v in value if isinstance(value, list) else [value]:
-            lines.append(f"PARAMETER {key} {_param_value(v)}")
+            lines.append(f"PARAMETER {key} {go_quote(go_v(v))}")
     for lic in m.license:
-        lines.append(f"LICENSE {_triple(lic)}")
+        lines.append(f"LICENSE {go_quote(lic)}")
     for msg in m.messages:
-        lines.append(f"MESSAGE {msg.get('role', 'user')} {_message_text(str(msg.get('content', '')))}")
+        lines.append(f"MESSAGE {msg.get('role', 'user')} {go_quote(str(msg.get('content', '')))}")
     return "\n".join(lines) + "\n"
 
 
 def render_parameters(m: SimModel) -> str:
-    """/api/show's ``parameters``: one ``name value`` line per value, names padded to 30."""
+    """/api/show's ``parameters``: ``%-30s %#v`` per value (routes.go GetModelInfo)."""
     out = []
     for key in sorted(m.parameters):
         value = m.parameters[key]
         for v in value if isinstance(value, list) else [value]:
-            out.append(f"{key:<30} {_param_value(v)}")
+            out.append(f"{key:<30} {go_sharp_v(v)}")
     return "\n".join(out)
 
 

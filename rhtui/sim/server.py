@@ -5,8 +5,9 @@ Shapes follow Ollama's server: NDJSON streams (one JSON object per line, no blan
 final message, ``done_reason`` load/unload/stop/length. Streams are paced in simulated time
 through the world's clock and batched so that one stream sends at most `chunk_hz` chunks per
 real second. Faults (see `SimWorld.plan_faults`) are played out the way a client would meet
-them from a real Ollama: HTTP 500, a stream that stops sending, a dropped connection, a line
-that is not JSON, Ollama's out-of-memory errors, and a server that refuses connections (the
+them from a real Ollama: HTTP 500, HTTP 503 "server busy" (its queue full), a stream that stops
+sending, a dropped connection, a line that is not JSON, an ``{"error": ...}`` line in the middle
+of a stream, Ollama's out-of-memory errors, and a server that refuses connections (the
 listening socket is closed and reopened on the same port when the window ends).
 """
 
@@ -14,14 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import math
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
-from .catalog import MIB, SimModel, render_modelfile, render_parameters
+from .catalog import DEFAULT_TEMPLATE, MIB, SimModel, render_modelfile, render_parameters
+from .store import REGISTRY_MB_PER_S
 from .world import FaultPlan, Generation, SimError, SimWorld
 
 __all__ = ["SimServer", "serve"]
@@ -38,7 +42,8 @@ def _line(obj: dict[str, Any]) -> bytes:
 
 
 def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
+    # compact, as Go's encoding/json (gin's c.JSON) writes it: {"error":"..."}
+    return web.json_response({"error": message}, status=status, dumps=lambda o: json.dumps(o, separators=(",", ":")))
 
 
 class SimServer:
@@ -82,6 +87,8 @@ class SimServer:
         app.router.add_delete("/api/delete", self._delete)
         app.router.add_post("/api/pull", self._pull)
         app.router.add_post("/api/copy", self._copy)
+        app.router.add_head("/api/blobs/{digest}", self._blob_head)
+        app.router.add_post("/api/blobs/{digest}", self._blob_post)
         self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
         await self._runner.setup()
         await self._listen()  # even when a window starts at 0: the watcher closes it at once
@@ -215,6 +222,8 @@ class SimServer:
         return web.json_response({"models": [e for _, e in out]})
 
     async def _show(self, request: web.Request) -> web.Response:
+        """/api/show as routes.go GetModelInfo answers it: ``system`` (and license, renderer,
+        parser, requires, messages) only when set — api.ShowResponse's omitempty."""
         try:
             body = await self._body(request)
             m = self.world.model(self._model_name(body))
@@ -224,21 +233,26 @@ class SimServer:
             "license": "\n".join(m.license),
             "modelfile": render_modelfile(m),
             "parameters": render_parameters(m),
-            "template": m.template,
+            "template": m.template or DEFAULT_TEMPLATE,
             "system": m.system,
+            "renderer": m.renderer,
+            "parser": m.parser,
             "details": m.details(),
+            "messages": m.messages,
             "model_info": m.model_info(),
             "capabilities": list(m.info.capabilities),
             "modified_at": _ts(m.modified_at),
+            "requires": m.requires,
         }
-        if m.messages:
-            resp["messages"] = m.messages
-        return web.json_response(resp)
+        omitempty = ("license", "parameters", "system", "renderer", "parser", "messages", "requires")
+        return web.json_response({k: v for k, v in resp.items() if v or k not in omitempty})
 
     async def _delete(self, request: web.Request) -> web.Response:
+        """DELETE /api/delete removes the model's manifest (routes.go DeleteHandler); a runner of
+        it that is loaded stays loaded until its keep_alive ends, as in Ollama."""
         try:
             body = await self._body(request)
-            self.world.delete_model(self._model_name(body))
+            self.world.store.delete(self._model_name(body))
         except SimError as exc:
             return _error(exc.status, exc.message)
         return web.Response(status=200)
@@ -256,29 +270,90 @@ class SimServer:
 
     async def _progress(self, request: web.Request, lines: list[dict[str, Any]], stream: bool,
                         error: str | None = None) -> web.StreamResponse:
-        if not stream:
+        async def steps() -> AsyncIterator[dict[str, Any]]:
+            for obj in lines:
+                yield obj
             if error is not None:
-                return _error(500, error)
-            return web.json_response(lines[-1] if lines else {"status": "success"})
-        resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
-        await resp.prepare(request)
-        for obj in lines:
-            await resp.write(_line(obj))
-            await self.world.clock.sleep(0.05)
-        if error is not None:
-            await resp.write(_line({"error": error}))
+                raise SimError(500, error)
+
+        return await self._send_progress(request, steps(), stream)
+
+    async def _send_progress(self, request: web.Request, steps: AsyncIterator[dict[str, Any]],
+                             stream: bool) -> web.StreamResponse:
+        """Progress parts as Ollama sends them (routes.go streamResponse / waitForStream): NDJSON,
+        where an error before the first line is an HTTP error and after it an ``{"error"}`` line
+        that ends the stream; or, not streamed, only the last part (an error: its HTTP status)."""
+        resp: web.StreamResponse | None = None
+        last: dict[str, Any] = {"status": "success"}
+        try:
+            async for obj in steps:
+                last = obj
+                if stream:
+                    if resp is None:
+                        resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+                        await resp.prepare(request)
+                    await resp.write(_line(obj))
+                    await self.world.clock.sleep(0.05)
+        except SimError as exc:
+            if resp is None:
+                return _error(exc.status, exc.message)
+            await resp.write(_line({"error": exc.message}))
+            await resp.write_eof()
+            return resp
+        if resp is None:
+            return web.json_response(last)
         await resp.write_eof()
         return resp
 
+    async def _pull_steps(self, name: str) -> AsyncIterator[dict[str, Any]]:
+        """A pull's progress (images.go PullModel, download.go): "pulling manifest", then per layer
+        "pulling <digest[7:19]>" with digest, total and completed (left out while 0) every 60 ms
+        of real time, "verifying sha256 digest", "writing manifest", "success". Layers come at
+        REGISTRY_MB_PER_S in simulated time (a layer already here: at once)."""
+        store = self.world.store
+        cached = store.find(name) is not None
+        yield {"status": "pulling manifest"}
+        layers = store.pull_plan(name)
+        tick = 0.06 * self.world.clock.speed
+        step = int(REGISTRY_MB_PER_S * MIB * tick)
+        for layer in layers:
+            part = {"status": f"pulling {layer.digest[7:19]}", "digest": layer.digest, "total": layer.size}
+            done = layer.size if cached or layer.size <= step else 0
+            while True:
+                yield part | ({"completed": done} if done else {})
+                if done >= layer.size:
+                    break
+                await self.world.clock.sleep(tick)
+                done = min(layer.size, done + step)
+        yield {"status": "verifying sha256 digest"}
+        yield {"status": "writing manifest"}
+        store.pull_done(name)
+        yield {"status": "success"}
+
     async def _create(self, request: web.Request) -> web.StreamResponse:
+        """POST /api/create (server/create.go CreateHandler). A ``from`` model that is not here is
+        pulled first, its progress streamed in the create's stream (server/model.go
+        parseFromModel); a pull that fails ends the stream with its error."""
         try:
             body = await self._body(request)
             self._model_name(body)
-            statuses = self.world.create_from_request(body)
         except SimError as exc:
             return _error(exc.status, exc.message)
         stream = body.get("stream") is not False
-        return await self._progress(request, [{"status": s} for s in statuses], stream)
+        from_ = str(body.get("from") or "").strip()
+
+        async def steps() -> AsyncIterator[dict[str, Any]]:
+            if from_ and self.world.find_model(from_) is None:
+                try:
+                    async for part in self._pull_steps(from_):
+                        yield part
+                except SimError:
+                    self.world.create_requests.append(dict(body))
+                    raise
+            for status in self.world.create_from_request(body):
+                yield {"status": status}
+
+        return await self._send_progress(request, steps(), stream)
 
     async def _pull(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -286,12 +361,39 @@ class SimServer:
             name = self._model_name(body)
         except SimError as exc:
             return _error(exc.status, exc.message)
-        stream = body.get("stream") is not False
-        try:
-            lines = self.world.pull(name)
-        except SimError as exc:
-            return await self._progress(request, [{"status": "pulling manifest"}], stream, exc.message)
-        return await self._progress(request, lines, stream)
+        return await self._send_progress(request, self._pull_steps(name), body.get("stream") is not False)
+
+    # -- blobs (routes.go HeadBlobHandler, CreateBlobHandler) --------------------------------------
+
+    async def _blob_head(self, request: web.Request) -> web.Response:
+        digest = request.match_info["digest"]
+        store = self.world.store
+        if not store.valid_digest(digest):
+            return _error(400, "invalid digest format")
+        if not store.has_blob(digest):
+            return _error(404, f'blob "{digest}" not found')
+        return web.Response(status=200)
+
+    async def _blob_post(self, request: web.Request) -> web.Response:
+        digest = request.match_info["digest"]
+        store = self.world.store
+        if not store.valid_digest(digest):
+            return _error(400, "invalid digest format")
+        h = hashlib.sha256()
+        size = 0
+        head = b""
+        async for chunk in request.content.iter_chunked(1 << 20):
+            h.update(chunk)
+            size += len(chunk)
+            if len(head) < 16:
+                head += chunk[: 16 - len(head)]
+        if store.has_blob(digest):
+            return web.Response(status=200)
+        got = "sha256:" + h.hexdigest()
+        if got != digest:
+            return _error(400, f'digest mismatch, expected "{digest}", got "{got}"')
+        store.put_blob(digest, size, head)
+        return web.Response(status=201)
 
     # -- generate and chat ----------------------------------------------------------------------
 
@@ -333,6 +435,8 @@ class SimServer:
             return web.json_response(out.final("", "unload"))
 
         faults = w.plan_faults(model.name, load_only=prompt == "")
+        if faults.busy:  # Ollama's queue is full: refused before it is scheduled (routes.go handleScheduleError)
+            return _error(503, faults.busy)
         if faults.http_500:
             return _error(500, faults.http_500)
         try:
@@ -355,7 +459,8 @@ class SimServer:
         resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await resp.prepare(request)
         pending = {k: v for k, v in (("stall", faults.stall_at), ("disconnect", faults.disconnect_at),
-                                      ("malformed", faults.malformed_at)) if v is not None}
+                                      ("malformed", faults.malformed_at), ("error", faults.stream_error_at))
+                   if v is not None}
         try:
             async with contextlib.aclosing(gen.stream(self.chunk_real_s)) as pieces:
                 async for text in pieces:
@@ -369,6 +474,12 @@ class SimServer:
                             await resp.write((bad[: max(12, len(bad) // 2)] + "\n").encode())
                         elif kind == "stall":
                             await asyncio.Event().wait()  # nothing more, until the client goes away
+                        elif kind == "error":
+                            # the runner failed after the 200 header: Ollama writes {"error": ...} as
+                            # the last line and ends the stream (routes.go streamResponse)
+                            await resp.write(_line({"error": faults.stream_error}))
+                            await resp.write_eof()
+                            return resp
                         else:
                             await self._drop(request)
             await resp.write(_line(out.final("", gen.done_reason, gen.metrics_ns())))
@@ -387,6 +498,9 @@ class SimServer:
                     await asyncio.Event().wait()
                 if faults.disconnect_at is not None and gen.fraction_sent >= faults.disconnect_at:
                     await self._drop(request)
+                if faults.stream_error_at is not None and gen.fraction_sent >= faults.stream_error_at:
+                    # without streaming Ollama answers the runner's error as HTTP 500 (routes.go)
+                    return _error(500, faults.stream_error or "")
         body = out.final("".join(parts), gen.done_reason, gen.metrics_ns())
         if faults.malformed_at is not None:
             text = json.dumps(body)

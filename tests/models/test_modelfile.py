@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 
@@ -10,6 +11,12 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from rhtui.engine.modelfile import (
+    DEPRECATED_PARAMETERS,
+    Drift,
+    float32_value,
+    load_modelfile,
+    modelfile_warnings,
+    read_show,
     PARAMETERS,
     Modelfile,
     ModelfileError,
@@ -91,19 +98,33 @@ def test_quoting_follows_ollamas_parser():
         ("# only a comment\nPARAMETER temperature 0.5\n", 1, ["no FROM instruction", "FROM mistral:7b"]),
         ("FROM x\n# c\n\n\n\n\n\n\n\n\n\nPARAMETER temperature hot\n", 12, ["PARAMETER temperature expects a number, got 'hot'"]),
         ("FROM x\nPARAMETER num_ctx 4096.5\n", 2, ["PARAMETER num_ctx expects a whole number, got '4096.5'"]),
-        ("FROM x\nPARAMETER top_p 1.5\n", 2, ["PARAMETER top_p expects a number from 0 to 1, got '1.5'"]),
-        ("FROM x\nPARAMETER temperature nan\n", 2, ["expects a number"]),
+        ("FROM x\nPARAMETER temperature nan\n", 2, ["expects a finite number"]),
+        ("FROM x\nPARAMETER temperature 1e39\n", 2, ["within float32's range"]),
+        ("FROM x\nPARAMETER num_ctx 9223372036854775808\n", 2, ["fits in 64 bits"]),
+        ("FROM x\nPARAMETER num_ctx 1_024\n", 2, ["expects a whole number"]),
+        ("FROM x\nPARAMETER num_ctx \uff14\n", 2, ["expects a whole number"]),
         ("FROM x\nPARAMETER use_mmap maybe\n", 2, ["PARAMETER use_mmap expects true or false"]),
         ("FROM x\n\nPARAMETER tempurature 0.5\n", 3, ["PARAMETER tempurature is not an Ollama parameter", "did you mean temperature?"]),
         ("FROM x\nPARAMETER temperature\n", 2, ["PARAMETER temperature needs a value"]),
-        ("FROM x\nPARAMETER temperature 0.5\nPARAMETER temperature 0.6\n", 3, ["set twice (first on line 2)"]),
-        ("FROM x\nSYSTEM a\nSYSTEM b\n", 3, ["SYSTEM is given twice (first on line 2)"]),
+        ("FROM x\nPARAMETER temperature \n", 2, ["PARAMETER temperature expects a number, got ''"]),
+        ("FROM x\nPARAMETER  temperature 0.5\n", 2, ["PARAMETER expects a parameter name after exactly one space"]),
         ("FROM x\nSYSTEM\n", 2, ["SYSTEM needs a value"]),
+        ("FROM x\nSYSTEM", 2, ["SYSTEM needs a value"]),
         ("FROM x\nMESSAGE robot hi\n", 2, ["MESSAGE role must be system, user or assistant"]),
-        ('FROM x\nPARAMETER stop ""\n', 2, ["PARAMETER stop expects a non-empty string"]),
+        ("FROM x\nMESSAGE User hi\n", 2, ["MESSAGE role must be system, user or assistant"]),
+        # parameter names are case-sensitive in Ollama (api.FormatParams looks up JSON names)
+        ("FROM x\nPARAMETER Temperature 0.5\n", 2, ["not an Ollama parameter", "case-sensitive: temperature"]),
+        ("FROM x\nPARAMETER Mirostat 1\n", 2, ["not an Ollama parameter", "case-sensitive: mirostat"]),
+        # no longer in api.Options / api.Runner
+        ("FROM x\nPARAMETER numa true\n", 2, ["PARAMETER numa is not an Ollama parameter"]),
+        ("FROM x\nPARAMETER tfs_z 1.0\n", 2, ["PARAMETER tfs_z is not an Ollama parameter"]),
+        ("FROM x\nPARAMETER embedding_only true\n", 2, ["PARAMETER embedding_only is not an Ollama parameter"]),
+        ("FROM x\nREQUIRES 0.14.x\n", 2, ["REQUIRES must be a valid semver (e.g. 0.14.0)"]),
+        ("FROM x\nREQUIRES 1.2-beta\n", 2, ["REQUIRES must be a valid semver"]),
+        ("FROM x\n\u00a0SYSTEM: hi\n", 2, ["expected a space after SYSTEM"]),
+        ("FROM x\n{{ .Prompt }}\n", 2, ["unknown instruction '{{'"]),
         ('FROM x\nSYSTEM """You are\na student.\nPARAMETER temperature 0.5\n', 2, ['SYSTEM opens a """ block here that is never closed', 'ending with """']),
         ('FROM x\nTEMPLATE "{{ .Prompt }}\n', 2, ['TEMPLATE opens a " block here that is never closed']),
-        ('FROM x\nSYSTEM "bell \x07 here"\n', 2, ["control character (U+0007)"]),
     ],
 )
 def test_malformed_modelfiles_name_the_file_and_line(text, line, words):
@@ -121,23 +142,38 @@ def test_the_message_format_of_the_issue():
 
 def test_every_known_parameter_accepts_a_value_of_its_type():
     sample = {"int": "2", "float": "0.5", "bool": "true", "strings": "END"}
+    assert PARAMETERS["draft_num_predict"] == "int"
     text = "FROM x\n" + "".join(f"PARAMETER {n} {sample[k]}\n" for n, k in PARAMETERS.items())
     mf = parse_modelfile(text)
     assert set(mf.parameters) == set(PARAMETERS)
 
 
 @pytest.mark.parametrize("name", ["num_ctx", "num_predict", "temperature", "top_k", "top_p", "min_p",
-                                  "repeat_penalty", "repeat_last_n", "seed", "stop", "mirostat",
-                                  "mirostat_eta", "mirostat_tau", "num_gpu", "num_thread", "num_batch",
-                                  "typical_p", "presence_penalty", "frequency_penalty", "tfs_z"])
+                                  "repeat_penalty", "repeat_last_n", "seed", "stop", "num_gpu", "num_thread",
+                                  "num_batch", "typical_p", "presence_penalty", "frequency_penalty", "num_keep",
+                                  "main_gpu", "use_mmap", "draft_num_predict"])
 def test_ollamas_documented_parameters_are_known(name):
     assert name in PARAMETERS
 
 
+def test_the_parameters_are_exactly_those_of_ollamas_api_types():
+    """api/types.go Options and Runner (JSON names), and parser.go's deprecatedParameters."""
+    assert set(PARAMETERS) == {
+        "num_ctx", "num_batch", "num_gpu", "main_gpu", "use_mmap", "num_thread", "draft_num_predict",
+        "num_keep", "seed", "num_predict", "top_k", "top_p", "min_p", "typical_p", "repeat_last_n",
+        "temperature", "repeat_penalty", "presence_penalty", "frequency_penalty", "stop",
+    }
+    assert {"penalize_newline", "low_vram", "f16_kv", "logits_all", "vocab_only",
+            "use_mlock", "mirostat", "mirostat_tau", "mirostat_eta"} == DEPRECATED_PARAMETERS
+    assert not {"numa", "tfs_z", "embedding_only"} & (set(PARAMETERS) | DEPRECATED_PARAMETERS)
+
+
 # -- round trips -----------------------------------------------------------------------------
 
-# Any printable text, with the characters that matter to the quoting rules made frequent.
-_piece = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=8) | st.sampled_from(
+# Any text Ollama's parser keeps (Go's strconv.IsPrint: letters, marks, numbers, punctuation,
+# symbols, the ASCII space; tabs and line ends), with the characters that matter to the quoting
+# rules made frequent.
+_piece = st.text(st.characters(categories=("L", "M", "N", "P", "S")) | st.just(" "), max_size=8) | st.sampled_from(
     ['"', '"""', "\n", "\r\n", "\r", "\t", " ", "#", "PARAMETER x 1"]
 )
 _text = st.lists(_piece, max_size=6).map("".join)
@@ -146,8 +182,8 @@ _text = st.lists(_piece, max_size=6).map("".join)
 def _value(kind: str):
     if kind == "int":
         return st.integers(min_value=0, max_value=2**31)
-    if kind == "float":
-        return st.floats(min_value=0, max_value=1, allow_nan=False, allow_infinity=False)
+    if kind == "float":  # Ollama keeps float32 values (api.FormatParams), written as Go writes them
+        return st.floats(min_value=0, max_value=1, allow_nan=False, allow_infinity=False).map(float32_value)
     if kind == "bool":
         return st.booleans()
     return st.lists(_text.filter(bool), min_size=1, max_size=3)
@@ -166,6 +202,10 @@ def modelfiles(draw) -> Modelfile:
         messages=draw(st.lists(st.fixed_dictionaries({"role": st.sampled_from(["system", "user", "assistant"]),
                                                       "content": _text}), max_size=3)),
         adapter=draw(st.none() | _text.filter(lambda s: s.strip())),
+        draft=draw(st.none() | _text.filter(lambda s: s.strip())),
+        renderer=draw(st.none() | _text),
+        parser=draw(st.none() | _text),
+        requires=draw(st.none() | st.sampled_from(["0.14.0", "0.12", "1", "1.2.3-rc.1+build.5"])),
     )
 
 
@@ -184,7 +224,8 @@ def test_parse_render_parse_is_identical(mf):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(st.characters(blacklist_categories=("Cs", "Cc")) | st.sampled_from("\n\r\t\"#"), max_size=80))
+@given(st.text(st.characters(categories=("L", "M", "N", "P", "S", "Zs")) | st.sampled_from("\n\r\t\"#\x07"),
+               max_size=80))
 def test_every_value_the_parser_reads_renders_back(raw):
     """Whatever the parser accepts as a SYSTEM value can be written back and read identically."""
     try:
@@ -303,13 +344,20 @@ def test_to_create_request_has_only_what_is_set():
     mf = parse_modelfile("FROM mistral:7b\nPARAMETER stop a\nPARAMETER stop b\nPARAMETER num_ctx 4096\nSYSTEM hi\n")
     assert to_create_request(mf) == {"from_": "mistral:7b", "system": "hi", "parameters": {"stop": ["a", "b"], "num_ctx": 4096}}
     assert to_create_request(parse_modelfile("FROM x\n")) == {"from_": "x"}
+    # an empty SYSTEM or TEMPLATE is not sent (Go's omitempty: Ollama keeps the base model's)
+    assert to_create_request(parse_modelfile('FROM x\nSYSTEM ""\nTEMPLATE    \n')) == {"from_": "x"}
+    # licenses go as a list, as `ollama create` sends them; RENDERER, PARSER, REQUIRES as given
+    full = parse_modelfile("FROM x\nLICENSE MIT\nRENDERER qwen3\nPARSER qwen3\nREQUIRES v0.14\n")
+    assert to_create_request(full) == {"from_": "x", "license": ["MIT"], "renderer": "qwen3", "parser": "qwen3",
+                                       "requires": "0.14"}
+    assert wire_request("m", full)["requires"] == "0.14" and wire_request("m", full)["renderer"] == "qwen3"
     body = wire_request("rh-x", mf)
     assert body["from"] == "mistral:7b" and body["model"] == "rh-x" and body["stream"] is True and "from_" not in body
 
 
-def test_an_adapter_cannot_be_sent_and_says_what_to_do():
-    mf = parse_modelfile("FROM x\nADAPTER ./lora.gguf\n", "a.Modelfile")
-    with pytest.raises(ModelfileError, match=r"a\.Modelfile:2: ADAPTER .*`ollama create"):
+def test_a_missing_adapter_file_is_refused_with_its_path(tmp_path):
+    mf = parse_modelfile("FROM x\nADAPTER ./lora.gguf\n", tmp_path / "a.Modelfile")
+    with pytest.raises(ModelfileError, match=r"a\.Modelfile:2: ADAPTER \./lora\.gguf: there is no such file "):
         to_create_request(mf)
 
 
@@ -357,3 +405,184 @@ def test_errors_render_without_a_path():
     e = ModelfileError(None, 3, "x")
     assert str(e) == "<Modelfile>:3: x"
     assert re.match(r"^<Modelfile>: y$", str(ModelfileError(None, None, "y")))
+
+
+# -- parity with `ollama create -f` (parser/parser.go, api/types.go) ----------------------------
+
+
+def test_requires_renderer_parser_draft_and_draft_num_predict_are_accepted(tmp_path):
+    mf = parse_modelfile(
+        "FROM qwen3:8b\nDRAFT ./draft.gguf\nRENDERER qwen3-coder\nPARSER qwen3-coder\nREQUIRES 0.12.3\n"
+        "PARAMETER draft_num_predict 8\n", tmp_path / "m.Modelfile")
+    assert (mf.draft, mf.renderer, mf.parser, mf.requires) == ("./draft.gguf", "qwen3-coder", "qwen3-coder", "0.12.3")
+    assert mf.parameters == {"draft_num_predict": 8}
+    # parser.go strips the "v" it adds for golang.org/x/mod/semver
+    assert parse_modelfile("FROM x\nREQUIRES v0.14\n").requires == "0.14"
+    assert parse_modelfile("FROM x\nrequires 1.2.3-rc.1+b5\n").requires == "1.2.3-rc.1+b5"
+
+
+def test_a_repeated_instruction_or_parameter_is_accepted_and_the_last_wins():
+    mf = parse_modelfile(
+        "FROM llama2:7b\nFROM mistral:7b\nSYSTEM first\nSYSTEM second\nTEMPLATE a\nTEMPLATE b\n"
+        "PARAMETER temperature 0.5\nPARAMETER temperature 0.6\nPARAMETER stop x\nPARAMETER stop y\n", NAME)
+    assert (mf.from_, mf.system, mf.template) == ("mistral:7b", "second", "b")
+    assert mf.parameters == {"temperature": 0.6, "stop": ["x", "y"]}
+    assert mf.lines["system"] == 4 and mf.lines["parameter temperature"] == 8
+    warnings = modelfile_warnings(mf)
+    assert f"{NAME}:2: FROM is given again (also on line 1); the last one wins, as in Ollama" in warnings
+    assert any(w.startswith(f"{NAME}:8: PARAMETER temperature is set again (also on line 7)") for w in warnings)
+    assert not any("stop" in w for w in warnings), "stop accumulates: no warning"
+
+
+def test_a_system_of_spaces_and_an_empty_stop_are_accepted():
+    mf = parse_modelfile("FROM x\nSYSTEM    \n", NAME)
+    assert mf.system == ""  # the value is trimmed away; Ollama then keeps the base model's system
+    assert any("SYSTEM is empty: Ollama keeps the base model's system" in w for w in modelfile_warnings(mf))
+    assert "system" not in to_create_request(mf)
+    assert parse_modelfile('FROM x\nSYSTEM "   "\n').system == "   "
+    mf = parse_modelfile('FROM x\nPARAMETER stop ""\nPARAMETER stop END\n')
+    assert mf.parameters == {"stop": ["", "END"]}
+    assert parse_modelfile(render_modelfile(mf)) == mf
+
+
+def test_values_follow_ollamas_types_not_stricter_ranges():
+    mf = parse_modelfile("FROM x\nPARAMETER top_p 1.5\nPARAMETER num_ctx -1\nPARAMETER temperature 0.123456789\n"
+                         "PARAMETER seed +42\nPARAMETER top_k 007\nPARAMETER min_p 0x1p-3\nPARAMETER typical_p 1_0e-1\n"
+                         "PARAMETER use_mmap F\nPARAMETER num_predict 9223372036854775807\n", NAME)
+    assert mf.parameters == {"top_p": 1.5, "num_ctx": -1, "temperature": 0.12345679, "seed": 42, "top_k": 7,
+                             "min_p": 0.125, "typical_p": 1.0, "use_mmap": False, "num_predict": 2**63 - 1}
+    warnings = modelfile_warnings(mf)
+    assert (f"{NAME}:2: PARAMETER top_p 1.5 is outside its usual range (from 0 to 1); Ollama accepts it as is"
+            in warnings)
+    assert any(w.startswith(f"{NAME}:3: PARAMETER num_ctx -1 is outside its usual range") for w in warnings)
+
+
+def test_deprecated_parameters_are_warned_about_and_not_sent():
+    mf = parse_modelfile("FROM x\nPARAMETER mirostat 2\nPARAMETER penalize_newline banana\nPARAMETER use_mlock true\n"
+                         "PARAMETER temperature 0.5\n", NAME)
+    assert mf.parameters == {"temperature": 0.5}
+    assert to_create_request(mf)["parameters"] == {"temperature": 0.5}
+    warnings = modelfile_warnings(mf)
+    for line, name in ((2, "mirostat"), (3, "penalize_newline"), (4, "use_mlock")):
+        assert f"{NAME}:{line}: PARAMETER {name} is deprecated: Ollama ignores it, so it is not sent" in warnings
+
+
+def test_characters_ollama_drops_are_dropped_with_a_warning():
+    mf = parse_modelfile('FROM x\nSYSTEM bell \x07 here,\u00a0nbsp\u200b\tand a tab\nTEMPLATE """a\r\nb"""\n', NAME)
+    assert mf.system == "bell  here,nbsp\tand a tab"
+    assert mf.template == "a\r\nb"  # line ends inside quotes are kept, as in Ollama
+    warnings = modelfile_warnings(mf)
+    assert f"{NAME}:2: a U+0007 character (control) is dropped, as Ollama drops it" in warnings
+    assert any("U+00A0" in w and "NO-BREAK SPACE" in w for w in warnings)
+    assert any("U+200B" in w for w in warnings)
+
+
+@pytest.mark.parametrize("encoding, bom",
+                         [("utf-16-le", b"\xff\xfe"), ("utf-16-be", b"\xfe\xff"), ("utf-8", b"\xef\xbb\xbf")])
+def test_a_modelfile_with_a_byte_order_mark_is_read_as_ollama_reads_it(tmp_path, encoding, bom):
+    text = "FROM mistral:7b\r\nSYSTEM \"\"\"Tu es Zêta.\r\nΣ ζ(s)\"\"\"\r\nPARAMETER temperature 0.3\r\n"
+    p = tmp_path / "ps.Modelfile"
+    p.write_bytes(bom + text.encode(encoding))
+    mf = load_modelfile(p)
+    assert mf == parse_modelfile(text)
+    assert mf.system == "Tu es Zêta.\r\nΣ ζ(s)" and mf.parameters == {"temperature": 0.3}
+
+
+def test_a_modelfile_that_is_not_utf8_is_refused_with_the_reason(tmp_path):
+    p = tmp_path / "latin1.Modelfile"
+    p.write_bytes("FROM x\nSYSTEM café\n".encode("latin-1"))
+    with pytest.raises(ModelfileError, match=r"not UTF-8 text .*U\+FFFD"):
+        load_modelfile(p)
+    odd = tmp_path / "odd.Modelfile"
+    odd.write_bytes(b"\xff\xfeF\x00R\x00O")
+    with pytest.raises(ModelfileError, match="not valid UTF-16-LE"):
+        load_modelfile(odd)
+
+
+def test_a_from_file_is_sent_as_files_never_as_from(tmp_path):
+    (tmp_path / "models").mkdir()
+    gguf = tmp_path / "models" / "tiny.gguf"
+    gguf.write_bytes(b"GGUF" + bytes(60))
+    mf = parse_modelfile("FROM ./models/tiny.gguf\nSYSTEM hi\n", tmp_path / "t.Modelfile")
+    req = to_create_request(mf)
+    assert req == {"files": {"tiny.gguf": gguf}, "system": "hi"} and "from_" not in req
+    body = wire_request("tiny", mf)
+    assert body["files"] == {"tiny.gguf": "sha256:" + hashlib.sha256(gguf.read_bytes()).hexdigest()}
+    assert "from" not in body
+    # a path that names no file is refused before anything is sent, not sent as a model name
+    for value in ("./missing.gguf", "../x/m.gguf", "/nowhere/m.gguf", "weights.gguf"):
+        with pytest.raises(ModelfileError, match=r"t\.Modelfile:1: FROM .*there is no such file"):
+            to_create_request(parse_modelfile(f"FROM {value}\n", tmp_path / "t.Modelfile"))
+    with pytest.raises(ModelfileError, match="is a folder"):
+        to_create_request(parse_modelfile("FROM ./models\n", tmp_path / "t.Modelfile"))
+
+
+SHOW_GO_QUOTED = '''# Modelfile generated by "ollama show"
+# To build a new Modelfile based on this, replace FROM with:
+# FROM rh-alpha:latest
+
+FROM /usr/share/ollama/.ollama/models/blobs/sha256-6ae2800f7d6c
+TEMPLATE "{{ if .System }}{{ .System }}
+
+{{ end }}### Instruction:
+{{ .Prompt }}
+
+### Response:
+"
+SYSTEM You are A.
+PARAMETER stop ### Response:
+PARAMETER stop " padded "
+PARAMETER temperature 0.5
+PARAMETER num_ctx 1e+06
+LICENSE """LLAMA 2 "COMMUNITY" LICENSE
+AGREEMENT"""
+'''
+
+
+def test_a_shown_modelfile_is_read_with_gos_quoting():
+    """parser.go quote(): bare unless a line end or leading/trailing spaces; then "…", or \"\"\"…\"\"\" when
+    the value holds a quote; numbers as Go's %v writes a float64."""
+    mf = parse_modelfile('FROM nous-hermes:7b\nSYSTEM You are A.\nPARAMETER stop ### Response:\n'
+                         'PARAMETER stop " padded "\nPARAMETER temperature 0.5\nPARAMETER num_ctx 1000000\n'
+                         'LICENSE """LLAMA 2 "COMMUNITY" LICENSE\nAGREEMENT"""\n')
+    assert compare_with_show(mf, SHOW_GO_QUOTED) == []
+    shown = read_show(SHOW_GO_QUOTED)
+    assert shown.system == "You are A." and shown.parameters["stop"] == ["### Response:", " padded "]
+    assert shown.parameters["num_ctx"] == 1_000_000 and shown.template.startswith("{{ if .System }}")
+
+
+def test_a_line_of_a_shown_modelfile_that_does_not_parse_keeps_what_came_before():
+    text = ('FROM /blobs/sha256-abc\nSYSTEM You are A.\nPARAMETER temperature 0.5\n'
+            'SYSTEM "quoted" at the start, bare\nPARAMETER num_ctx 4096\n')  # Ollama writes that bare; it never closes
+    with pytest.raises(ModelfileError):
+        iter_commands(text)
+    cmds = iter_commands(text, lenient=True)
+    assert [(c.name, c.value) for c in cmds] == [("from", "/blobs/sha256-abc"), ("system", "You are A."),
+                                                ("parameter", "0.5")]
+    mf = parse_modelfile("FROM x\nSYSTEM You are A.\nPARAMETER temperature 0.5\n")
+    # the system prompt comes from /api/show's own "system" field: no false drift
+    assert compare_with_show(mf, text, system="You are A.") == []
+    assert compare_with_show(mf, "FROM /b\nFUTURE thing\nSYSTEM You are A.\n", "temperature 0.5") == [
+        Drift("system", "You are A.", None)]
+    assert compare_with_show(mf, "FROM /b\nFUTURE thing\n", "temperature 0.5", system="You are A.") == []
+
+
+def test_drift_is_judged_as_ollama_builds_a_model_on_its_base():
+    base_show = ('FROM /b\nTEMPLATE "[INST] {{ .Prompt }}"\nSYSTEM Base system.\nPARAMETER stop [INST]\n'
+                 'LICENSE Apache\nLICENSE MIT\n')
+    # an empty SYSTEM or TEMPLATE: Ollama keeps the base model's; not drift
+    assert compare_with_show(parse_modelfile('FROM mistral:7b\nSYSTEM ""\nTEMPLATE ""\n'), base_show) == []
+    # licenses are appended to the base model's
+    assert compare_with_show(parse_modelfile("FROM mistral:7b\nLICENSE MIT\n"), base_show) == []
+    drifts = compare_with_show(parse_modelfile("FROM mistral:7b\nLICENSE GPL\nRENDERER r1\n"), base_show,
+                               license="Apache\nMIT")
+    assert [d.what for d in drifts] == ["license", "renderer"]
+    assert "is not among the model's licenses" in drifts[0].describe()
+    assert compare_with_show(parse_modelfile("FROM x\nRENDERER r1\nREQUIRES 0.14\n"), base_show,
+                             renderer="r1", requires="0.14") == []
+
+
+def test_go_quoted_parameter_values_are_unescaped():
+    params = ('stop                           "a\\tb\\x07\\u00a0\\"q\\""\n'
+              'temperature                    0.7\nuse_mmap                       false')
+    assert parse_show_parameters(params) == {"stop": ['a\tb\x07\u00a0"q"'], "temperature": 0.7, "use_mmap": False}

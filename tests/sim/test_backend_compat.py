@@ -43,7 +43,7 @@ async def test_create_preload_generate_unload(backend) -> None:
     world, _, b = backend
     status = [s async for s in b.create("rh-alpha", from_="nous-hermes:7b", system="Role.",
                                          parameters={"temperature": 0.5})]
-    assert status[-1] == "success" and world.create_requests[-1]["system"] == "Role."
+    assert status[-1].status == "success" and world.create_requests[-1]["system"] == "Role."
     await b.preload("rh-alpha", {"num_ctx": 4096}, keep_alive="5m")
     (loaded,) = await b.ps()
     assert loaded.name == "rh-alpha:latest" and loaded.vram_mb == pytest.approx(3847)
