@@ -16,9 +16,9 @@ import asyncio
 import sys
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.text import Text
@@ -32,7 +32,13 @@ from rhtui.commands.context import (
     cli_context,
     make_console,
 )
+from rhtui.commands.models import models_app
 from rhtui.engine.config import Settings
+
+if TYPE_CHECKING:
+    from rhtui.engine.clock import Clock
+    from rhtui.engine.hardware import HardwareProbe
+    from rhtui.sim.world import SimWorld
 
 app = typer.Typer(
     name="rhtui",
@@ -52,7 +58,7 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-class Policy(str, Enum):
+class Policy(StrEnum):
     fair = "fair"
     efficiency = "efficiency"
 
@@ -64,17 +70,34 @@ def main_callback(
     host: HostOption = None,
     data_dir: DataDirOption = None,
     modelfiles: ModelfilesOption = None,
-    demo: Annotated[bool, typer.Option("--demo", help="Run on the built-in simulator (a GPU + Ollama on loopback).")] = False,
-    headless: Annotated[bool, typer.Option("--headless", help="No dashboard: events as log lines (for nohup/systemd).")] = False,
-    duration: Annotated[Optional[float], typer.Option("--duration", help="Session length in wall-clock minutes (default 480).")] = None,
-    session: Annotated[Optional[str], typer.Option("--session", help="Session name (default rh_main).")] = None,
-    policy: Annotated[Optional[Policy], typer.Option("--policy", help="Student order: fair or efficiency.")] = None,
-    max_cycles: Annotated[Optional[int], typer.Option("--max-cycles", help="Stop after this many cycles.")] = None,
-    timeout: Annotated[Optional[float], typer.Option("--timeout", help="Seconds per proposal before it is cancelled (default 60).")] = None,
-    scenario: Annotated[str, typer.Option("--scenario", help="Simulator scenario for --demo (rtx4070s, rtx4070s-hostile, or a TOML path).")] = "rtx4070s",
-    speed: Annotated[float, typer.Option("--speed", help="Simulator speed factor for --demo (20: twenty times real time).", min=0.01, max=100000)] = 1.0,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Run on the built-in simulator (a GPU + Ollama on loopback).")
+    ] = False,
+    headless: Annotated[
+        bool, typer.Option("--headless", help="No dashboard: events as log lines (for nohup/systemd).")
+    ] = False,
+    duration: Annotated[
+        float | None, typer.Option("--duration", help="Session length in wall-clock minutes (default 480).")
+    ] = None,
+    session: Annotated[str | None, typer.Option("--session", help="Session name (default rh_main).")] = None,
+    policy: Annotated[Policy | None, typer.Option("--policy", help="Student order: fair or efficiency.")] = None,
+    max_cycles: Annotated[int | None, typer.Option("--max-cycles", help="Stop after this many cycles.")] = None,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="Seconds per proposal before it is cancelled (default 60).")
+    ] = None,
+    scenario: Annotated[
+        str,
+        typer.Option("--scenario", help="Simulator scenario for --demo (rtx4070s, rtx4070s-hostile, or a TOML path)."),
+    ] = "rtx4070s",
+    speed: Annotated[
+        float,
+        typer.Option("--speed", help="Simulator speed factor for --demo (20: twenty times real time).",
+                     min=0.01, max=100000),
+    ] = 1.0,
     seed: Annotated[int, typer.Option("--seed", help="Simulator seed for --demo.")] = 0,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
 ) -> None:
     """Without a command: run a session (the dashboard, or log lines with --headless)."""
     overrides: dict[str, Any] = {
@@ -118,6 +141,8 @@ async def _run_session(settings: Settings, run: RunOptions) -> int:
     from rhtui.engine.store import Store, StoreError
 
     err = make_console(stderr=True)
+    clock: Clock
+    probe: HardwareProbe
     async with AsyncExitStack() as stack:
         if run.demo:
             from rhtui.sim.probe import SimProbe
@@ -148,8 +173,8 @@ async def _run_session(settings: Settings, run: RunOptions) -> int:
         await store.purge_snapshots(clock.now() - settings.snapshot_retention_days * 86400)
 
         if run.headless:
-            from rhtui.engine.orchestrator import Orchestrator
             from rhtui.commands.headless import run_headless
+            from rhtui.engine.orchestrator import Orchestrator
 
             orch = Orchestrator(settings, backend, probe, store, clock, retry_backend=False)
             try:
@@ -166,7 +191,9 @@ async def _run_session(settings: Settings, run: RunOptions) -> int:
     return 0
 
 
-async def start_simulator(stack: AsyncExitStack, scenario: str, clock, seed: int, settings: Settings):
+async def start_simulator(
+    stack: AsyncExitStack, scenario: str, clock: Clock, seed: int, settings: Settings
+) -> tuple[SimWorld, str]:
     """Start the simulator on a loopback port for --demo; the students carry their Modelfiles."""
     from rhtui.sim.scenario import load_scenario
     from rhtui.sim.server import SimServer
@@ -180,20 +207,30 @@ async def start_simulator(stack: AsyncExitStack, scenario: str, clock, seed: int
     return world, url
 
 
-def _create_students_in(world, settings: Settings) -> None:
+def _create_students_in(world: SimWorld, settings: Settings) -> None:
     """Give the simulated students the system prompts and parameters of their Modelfiles."""
-    try:
-        from rhtui.engine.modelfile import ModelfileError, parse_modelfile, to_create_request
-    except ImportError:  # pragma: no cover - modelfile support is part of the package
-        return
+    from rhtui.engine.modelfile import ModelfileError, parse_modelfile, to_create_request
+    from rhtui.sim.errors import SimError
+
     for spec in settings.students:
         if spec.modelfile is None:
             continue
         try:
             mf = parse_modelfile(spec.modelfile.read_text(encoding="utf-8"), spec.modelfile)
+            request = to_create_request(mf)
         except (OSError, ModelfileError):
             continue  # `rhtui models verify` reports it; the demo still runs
-        world.create_model(spec.tag, **to_create_request(mf))
+        if "from_" not in request:
+            continue  # FROM a local weights file: the simulated student keeps the scenario's model
+        fields = {k: v for k, v in request.items() if k in _SIM_CREATE_FIELDS}
+        try:
+            world.create_model(spec.tag, **fields)
+        except SimError:
+            continue  # e.g. a base the scenario does not know: the scenario's student stays
+
+
+_SIM_CREATE_FIELDS = frozenset({"from_", "system", "parameters", "template", "license", "messages"})
+"""What the simulated world's create takes; RENDERER, PARSER, REQUIRES and files only matter to a real Ollama."""
 
 
 # -- sim -----------------------------------------------------------------------------------
@@ -215,10 +252,10 @@ def sim(
         asyncio.run(serve(scenario=scenario, host=bind, port=port, speed=speed, seed=seed))
     except ScenarioError as exc:
         make_console(stderr=True).print(Text(f"rhtui: {exc}"))
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     except OSError as exc:
         make_console(stderr=True).print(Text(f"rhtui: cannot listen on {bind}:{port}: {exc.strerror or exc}"))
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     except KeyboardInterrupt:
         pass
 
@@ -229,7 +266,7 @@ def sim(
 @app.command()
 def watch(
     ctx: typer.Context,
-    session: Annotated[Optional[str], typer.Option(help="Session name (default: the latest session).")] = None,
+    session: Annotated[str | None, typer.Option(help="Session name (default: the latest session).")] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Watch a session of the simulator's database.")] = False,
     data_dir: DataDirOption = None,
     config: ConfigOption = None,
@@ -241,10 +278,10 @@ def watch(
 
 
 async def _watch(settings: Settings, db: Path, session: str | None) -> int:
-    from rhtui.tui.app import make_app
     from rhtui.engine.clock import SystemClock
     from rhtui.engine.follower import NoSession, RemoteSession
     from rhtui.engine.store import Store, StoreError
+    from rhtui.tui.app import make_app
 
     err = make_console(stderr=True)
     if not db.exists():
@@ -273,7 +310,7 @@ async def _watch(settings: Settings, db: Path, session: str | None) -> int:
 # -- report / export -----------------------------------------------------------------------
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
@@ -294,7 +331,7 @@ def _session_source(ctx: typer.Context, session: str | None, demo: bool) -> tupl
 @app.command()
 def report(
     ctx: typer.Context,
-    session: Annotated[Optional[str], typer.Option(help="Session name (default: all sessions).")] = None,
+    session: Annotated[str | None, typer.Option(help="Session name (default: all sessions).")] = None,
     fmt: Annotated[Format, typer.Option("--format", help="table, csv or json.")] = Format.table,
     points: Annotated[int, typer.Option(help="VRAM timeline points (downsampled).", min=2, max=5000)] = 48,
     demo: Annotated[bool, typer.Option("--demo", help="Report on the simulator's database.")] = False,
@@ -308,7 +345,7 @@ def report(
     raise typer.Exit(asyncio.run(print_report(db, session, fmt.value, points, make_console())))
 
 
-class ExportWhat(str, Enum):
+class ExportWhat(StrEnum):
     runs = "runs"
     proposals = "proposals"
     timeline = "timeline"
@@ -317,8 +354,10 @@ class ExportWhat(str, Enum):
 @app.command()
 def export(
     ctx: typer.Context,
-    what: Annotated[ExportWhat, typer.Argument(help="runs (CSV/JSON), proposals (JSONL) or timeline.")] = ExportWhat.runs,
-    session: Annotated[Optional[str], typer.Option(help="Session name (default: all).")] = None,
+    what: Annotated[
+        ExportWhat, typer.Argument(help="runs (CSV/JSON), proposals (JSONL) or timeline.")
+    ] = ExportWhat.runs,
+    session: Annotated[str | None, typer.Option(help="Session name (default: all).")] = None,
     fmt: Annotated[Format, typer.Option("--format", help="csv or json (proposals are always JSONL).")] = Format.csv,
     demo: Annotated[bool, typer.Option("--demo", help="Export from the simulator's database.")] = False,
     data_dir: DataDirOption = None,
@@ -345,17 +384,7 @@ def doctor_command(
     doctor(ctx)
 
 
-def _register_optional() -> None:
-    """The models commands live in their own module."""
-    try:
-        from rhtui.commands.models import models_app
-
-        app.add_typer(models_app, name="models", help="Create, verify, list and remove the student models.")
-    except ImportError:  # pragma: no cover
-        pass
-
-
-_register_optional()
+app.add_typer(models_app, name="models", help="Create, verify, list and remove the student models.")
 
 
 def main() -> None:

@@ -182,3 +182,30 @@ def test_each_subcommands_help_lists_the_global_options_it_honours(command):
     assert r.exit_code == 0, r.output
     for opt in HONOURED[command]:
         assert f"{opt} " in r.output, f"{' '.join(command)} --help lacks {opt}"
+
+
+def test_the_demo_takes_modelfiles_it_cannot_simulate_without_crashing(tmp_path):
+    """RENDERER/PARSER/REQUIRES and FROM a local file only matter to a real Ollama: the demo keeps going."""
+    from rhtui.commands.cli import _create_students_in
+    from rhtui.engine.clock import ScaledClock
+    from rhtui.sim.scenario import load_scenario
+    from rhtui.sim.world import SimWorld
+
+    shipped = Path(__file__).resolve().parents[2] / "rhtui" / "modelfiles"
+    for f in shipped.glob("*.Modelfile"):
+        (tmp_path / f.name).write_text(f.read_text(encoding="utf-8"), encoding="utf-8")
+    with (tmp_path / "rh-alpha.Modelfile").open("a", encoding="utf-8") as fh:
+        fh.write("RENDERER qwen3\nPARSER qwen3\nREQUIRES 0.12.0\n")
+    (tmp_path / "w.gguf").write_bytes(b"GGUF")
+    (tmp_path / "rh-beta.Modelfile").write_text("FROM ./w.gguf\nSYSTEM local weights\n", encoding="utf-8")
+    from rhtui.engine.modelfile import resolve_students
+
+    settings = Settings(modelfiles_dir=tmp_path)
+    settings = settings.model_copy(update={"students": resolve_students(settings)})  # as the commands do
+    world = SimWorld(load_scenario("rtx4070s"), ScaledClock(1.0), seed=0)
+    _create_students_in(world, settings)
+    from rhtui.engine.modelfile import parse_modelfile
+
+    alpha = next(s for s in settings.students if s.name == "rh-alpha")
+    wanted = parse_modelfile((tmp_path / "rh-alpha.Modelfile").read_text(encoding="utf-8"), tmp_path / "x").system
+    assert wanted and world.store.get(alpha.tag).system == wanted  # the rest of its Modelfile still applies
