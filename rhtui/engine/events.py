@@ -5,13 +5,26 @@ dashboard turns them into Textual messages, `--headless` into log lines, and
 `rhtui watch` rebuilds them from the database. High-rate events
 (`HardwareSampled`, `TokensProgress`) are marked `high_rate` so a consumer may
 collapse a burst into the latest one.
+
+What the `events` table keeps, so that a watcher sees what the live dashboard sees
+(`store_every_s` on each class; `StoreCoalescer` applies it):
+
+- every event, with or without a log line (phase changes, queue places, "fits now",
+  learned profiles...), including those emitted before the session's row exists (stored
+  when it does): `store_every_s = 0`;
+- `TokensProgress` (about four a second per run): at most one a second per run, the
+  latest held back stored when its second is up, so the last figure is never lost;
+  `StudentFinished` carries the final numbers and drops a held one;
+- `HardwareSampled`: never here; the samples are rows of `hardware_snapshots`, from
+  which the follower rebuilds the event (`store_every_s = None`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 from rhtui.engine.hardware import HardwareSnapshot
 from rhtui.engine.records import RunRecord, StudentStats
@@ -25,6 +38,8 @@ StudentPhase = Literal["loading", "running", "unloading"]
 class Event:
     ts: float
     high_rate = False
+    store_every_s: ClassVar[float | None] = 0.0
+    """How often the `events` table keeps one of these per run: 0 every one, None never."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +63,7 @@ class HardwareSampled(Event):
     vram_source: str = "probe"
     """'probe' (the card measured it) or 'ollama-ps' (judged from Ollama's /api/ps)."""
     high_rate = True
+    store_every_s: ClassVar[float | None] = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +115,7 @@ class TokensProgress(Event):
     tok_per_s: float | None
     timeout_s: float
     high_rate = True
+    store_every_s: ClassVar[float | None] = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +245,60 @@ class EventBus:
 
 
 # -- the events table: what a follower (`rhtui watch`) rebuilds the stream from ----------------
+
+
+class StoreCoalescer:
+    """Which events go to the `events` table, and when (see the module's docstring).
+
+    Pure: the caller passes the time (any monotonic seconds) and does the writing.
+    `offer(event, now)` returns the events to store now and, when it held one back, in
+    how many seconds to call `due(now)` for it. Throttled events are keyed per run
+    (type, cycle, student); a run's finish forgets its keys, so the maps stay small.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[tuple, float] = {}
+        self._held: dict[tuple, Event] = {}
+
+    @staticmethod
+    def _key(event: Event) -> tuple:
+        return (type(event).__name__, getattr(event, "cycle", None), getattr(event, "student", None))
+
+    def offer(self, event: Event, now: float) -> tuple[list[Event], float | None]:
+        every = type(event).store_every_s
+        if isinstance(event, StudentFinished):  # the final figures: nothing held for the run matters now
+            for key in [k for k in self._last if k[1:] == (event.cycle, event.student)]:
+                self._last.pop(key, None)
+                self._held.pop(key, None)
+        if every is None:
+            return [], None
+        if not every:
+            return [event], None
+        key = self._key(event)
+        last = self._last.get(key)
+        if last is None or now - last >= every:
+            self._last[key] = now
+            self._held.pop(key, None)
+            return [event], None
+        first = key not in self._held
+        self._held[key] = event  # the newest replaces an older one held back
+        return [], (last + every - now) if first else None
+
+    def due(self, now: float) -> list[Event]:
+        """The held-back events whose time has come (the newest of each run)."""
+        out = []
+        for key, event in list(self._held.items()):
+            every = type(event).store_every_s or 0.0
+            if now - self._last.get(key, -math.inf) >= every - 1e-6:
+                out.append(event)
+                self._last[key] = now
+                del self._held[key]
+        return out
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
 
 _BY_NAME: dict[str, type[Event]] = {}
 

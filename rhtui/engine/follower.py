@@ -2,9 +2,10 @@
 
 SQLite in WAL mode lets this process read while the engine writes. `RemoteSession`
 rebuilds the engine's typed events from the `events` table (each row keeps the
-event's fields as JSON) and the latest hardware sample from `hardware_snapshots`,
-and emits them on its own bus — so the dashboard cannot tell it from a live
-engine. Its controls have the orchestrator's names; they are written to the
+event's fields as JSON; the engine stores every event there, token progress at
+most once a second per run, see rhtui/engine/events.py) and the latest hardware
+sample from `hardware_snapshots`, and emits them on its own bus — so the dashboard
+cannot tell it from a live engine. Its controls have the orchestrator's names; they are written to the
 `controls` table, which the running engine polls once a second.
 """
 
@@ -74,7 +75,7 @@ class RemoteSession:
     def clear_emergency(self) -> None:
         self._send("clear_emergency")
 
-    def request_stop(self, reason: str = "") -> None:
+    def request_stop(self, reason: str = "", *, error: str = "") -> None:
         """Stop watching; the session itself goes on (stop it from its own terminal)."""
         self._stop.set()
 
@@ -99,10 +100,14 @@ class RemoteSession:
             run = None
             if row.data and "run_id" in row.data:
                 run = await self.store.get_run(row.data["run_id"])
-            event = ev.event_from_data(row.kind, row.data or {}, run) or ev.LogMessage(
-                ts=row.ts, level=row.level if row.level in ("debug", "info", "warning", "error", "critical") else "info",
-                text=row.message,
-            )
+            event = ev.event_from_data(row.kind, row.data or {}, run)
+            if event is None:
+                if not row.message:  # a kind this version cannot rebuild, and no line to show for it
+                    continue
+                event = ev.LogMessage(
+                    ts=row.ts, text=row.message,
+                    level=row.level if row.level in ("debug", "info", "warning", "error", "critical") else "info",
+                )
             self._track(event)
             self.bus.emit(event)
             n += 1
@@ -111,7 +116,9 @@ class RemoteSession:
             self._last_sample_ts = snap.ts
             if snap.gpu_name is None and self.gpu_name:
                 snap = replace(snap, gpu_name=self.gpu_name)
-            self.bus.emit(ev.HardwareSampled(ts=snap.ts, snapshot=snap))
+            # a probe without the card's VRAM ('none': no NVML) is completed from Ollama's /api/ps
+            source = "ollama-ps" if snap.source == "none" else "probe"
+            self.bus.emit(ev.HardwareSampled(ts=snap.ts, snapshot=snap, vram_source=source))
         return n
 
     def _track(self, event: ev.Event) -> None:

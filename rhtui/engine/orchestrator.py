@@ -14,18 +14,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from dataclasses import replace
+from itertools import pairwise
 from typing import Any
 
 from rhtui.engine import events as ev
 from rhtui.engine.backend import (
+    BackendBusy,
     BackendError,
     BackendUnreachable,
     LlmBackend,
     ModelMissing,
     OutOfMemory,
+    RunnerFailed,
     StreamBroken,
+    model_key,
 )
 from rhtui.engine.budget import BudgetGuard
 from rhtui.engine.clock import Clock
@@ -33,8 +38,8 @@ from rhtui.engine.config import Settings, StudentSpec
 from rhtui.engine.eventlog import format_event
 from rhtui.engine.hardware import HardwareProbe, HardwareSnapshot
 from rhtui.engine.prompts import PromptBank
-from rhtui.engine.records import RunRecord
-from rhtui.engine.scheduler import AdaptiveScheduler, Candidate, Step, StudentProfile, stats_of
+from rhtui.engine.records import RunRecord, RunStatus
+from rhtui.engine.scheduler import AdaptiveScheduler, Candidate, RunOrSkip, StudentProfile, stats_of
 from rhtui.engine.store import Store
 
 PROPOSAL_CAP_CHARS = 200_000
@@ -48,15 +53,21 @@ UNLOAD_WAIT_S, UNLOAD_POLL_S = 5.0, 0.05
 TREND_WINDOW_S = 180.0  # engine-clock seconds of samples the VRAM trend is fitted on
 IDLE_RETRY_S = 15.0  # engine-clock seconds to wait after a cycle in which no student could run
 BACKEND_RETRY_S = (1.0, 10.0)  # engine-clock seconds between tries while Ollama is down: first, most
+PRESESSION_EVENTS_KEPT = 200  # events from before the session's row exists, stored once it does
+# Ollama answers HTTP 503 "server busy" when its queue is full (OLLAMA_MAX_QUEUE): the student is
+# tried again after a back-off (engine clock; first, most), up to BUSY_TRIES tries in all.
+BUSY_RETRY_S = (2.0, 16.0)
+BUSY_TRIES = 4
 
 
 class _Cancelled(Exception):
     """The running student was stopped by a control; `status` says how it is recorded."""
 
-    def __init__(self, status: str, reason: str) -> None:
+    def __init__(self, status: RunStatus, reason: str, error: str = "") -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.error = error
 
 
 class Orchestrator:
@@ -120,18 +131,41 @@ class Orchestrator:
         self._run_peak: float | None = None
         self._totals = {"runs": 0, "tokens": 0}
         self._bg: set[asyncio.Task] = set()
+        self._to_store = ev.StoreCoalescer()
+        self._unstored: list[ev.Event] = []  # emitted before the session's row exists
 
     # -- events --------------------------------------------------------------------------
 
     def emit(self, event: ev.Event) -> None:
+        """To every listener now; to the `events` table as `ev.StoreCoalescer` decides (every event,
+        log line or not, so a watcher sees what the dashboard sees; token progress at most once a
+        second per run; hardware samples not, they are rows of their own). Events from before the
+        session's row exists are stored as soon as it does."""
         self.bus.emit(event)
-        if event.high_rate or self.session_id is None:
+        store, wait = self._to_store.offer(event, time.monotonic())
+        if self.session_id is None:
+            room = PRESESSION_EVENTS_KEPT - len(self._unstored)
+            self._unstored.extend(store[: max(0, room)])
             return
-        line = format_event(event)
-        if line is not None:
-            level, text = line
-            self._spawn(self.store.add_event(self.session_id, event.ts, type(event).__name__, level, text,
-                                             ev.event_data(event)))
+        if self._unstored:
+            store = [*self._unstored, *store]
+            self._unstored.clear()
+        for e in store:
+            self._store_event(e)
+        if wait is not None:
+            asyncio.get_running_loop().call_later(wait, self._store_held)
+
+    def _store_event(self, event: ev.Event) -> None:
+        level, text = format_event(event) or ("debug", "")
+        self._spawn(self.store.add_event(self.session_id, event.ts, type(event).__name__, level, text,
+                                         ev.event_data(event)))
+
+    def _store_held(self) -> None:
+        """A held-back progress event's second is up (none once stopping: the run's finish says it all)."""
+        if self.session_id is None or self.state in ("stopping", "finished"):
+            return
+        for e in self._to_store.due(time.monotonic()):
+            self._store_event(e)
 
     def _spawn(self, coro) -> None:
         task = asyncio.ensure_future(coro)
@@ -188,19 +222,21 @@ class Orchestrator:
             return
         self._leave_emergency("resumed by user")
 
-    def request_stop(self, reason: str = "stopped by user") -> None:
-        """Graceful stop: cancel the running student (recorded `aborted`), unload, flush; run() returns."""
+    def request_stop(self, reason: str = "stopped by user", *, error: str = "") -> None:
+        """Graceful stop: cancel the running student (recorded `aborted`, with `error` if the stop
+        comes from a failure, e.g. of the dashboard), unload, flush; the session is closed with
+        `reason`; run() returns."""
         if not self._stop.is_set():
             self._stop_reason = reason
             self._stop.set()
             self._set_state("stopping", "stop requested")
             self._runnable.set()
             if self.current is not None:
-                self._cancel_current("aborted", "session stopped")
+                self._cancel_current("aborted", "session stopped", error)
 
-    def _cancel_current(self, status: str, reason: str) -> None:
+    def _cancel_current(self, status: RunStatus, reason: str, error: str = "") -> None:
         if self._gen_task is not None and not self._gen_task.done():
-            self._cancel = _Cancelled(status, reason)
+            self._cancel = _Cancelled(status, reason, error)
             self._gen_task.cancel()
 
     # -- the session ---------------------------------------------------------------------
@@ -242,7 +278,8 @@ class Orchestrator:
             )
             self._share_profiles()
             if not self.probe.has_vram:
-                self.log("warning", f"no NVML ({getattr(self.probe, 'reason', 'no GPU')}): VRAM is judged from Ollama's /api/ps")
+                self.log("warning", f"no NVML ({getattr(self.probe, 'reason', 'no GPU')}): "
+                         "VRAM is judged from Ollama's /api/ps")
             self._set_state("running")
             sampler = asyncio.ensure_future(self._sample_loop())
             try:
@@ -256,6 +293,12 @@ class Orchestrator:
             raise
         finally:
             await self._shutdown(reason)
+
+    def _session_row(self) -> int:
+        """The session's row id: run() opens the session before any cycle, so every cycle and run has one."""
+        if self.session_id is None:
+            raise RuntimeError("no session yet: run() opens it before the first cycle")
+        return self.session_id
 
     def remaining_s(self) -> float | None:
         deadline = getattr(self, "_deadline", None)
@@ -302,20 +345,23 @@ class Orchestrator:
     def _share_profiles(self, *names: str) -> None:
         """Tell every face what the scheduler has learned (all students when no name is given)."""
         order = [n for n in (names or self.students) if n in self.latest_profiles]
-        self.emit(ev.ProfilesUpdated(ts=self.clock.now(), profiles=tuple(stats_of(self.latest_profiles[n]) for n in order)))
+        profiles = tuple(stats_of(self.latest_profiles[n]) for n in order)
+        self.emit(ev.ProfilesUpdated(ts=self.clock.now(), profiles=profiles))
 
     async def _refresh_models(self) -> None:
         try:
-            models = {m.name: m for m in await self.backend.list_models()}
+            models = {model_key(m.name): m for m in await self.backend.list_models()}
         except BackendError as exc:
             self.log("warning", f"could not list Ollama's models: {exc}")
             return
         self._missing.clear()
         for spec in self.students.values():
-            info = models.get(spec.tag) or models.get(f"{spec.tag}:latest")
+            info = models.get(model_key(spec.tag))
             self._sizes[spec.name] = info.size_mb if info else None
             if info is None:
-                self._missing[spec.name] = f"model {spec.tag} is not in Ollama; fix: `rhtui models create {spec.name}`" if spec.modelfile or spec.name.startswith("rh-") else f"model {spec.tag} is not in Ollama; fix: `ollama pull {spec.tag}`"
+                ours = spec.modelfile or spec.name.startswith("rh-")
+                fix = f"rhtui models create {spec.name}" if ours else f"ollama pull {spec.tag}"
+                self._missing[spec.name] = f"model {spec.tag} is not in Ollama; fix: `{fix}`"
         for name, why in self._missing.items():
             self.log("error", f"[{name}] {why}")
 
@@ -344,7 +390,7 @@ class Orchestrator:
         self.cycle += 1
         n = self.cycle
         started, t0 = self.clock.now(), self.clock.monotonic()
-        cycle_id = await self.store.start_cycle(self.session_id, n, started)
+        cycle_id = await self.store.start_cycle(self._session_row(), n, started)
         candidates = [
             Candidate(s.name, s.tag, self.enabled[s.name] and s.name not in self._missing, self._sizes.get(s.name))
             for s in self.students.values()
@@ -427,7 +473,8 @@ class Orchestrator:
         for c in candidates:
             need = self.scheduler.estimate_need(c, self.latest_profiles.get(c.name))
             decision = self.guard.admit(need, snap) if need is not None else None
-            out.append((c.name, need, bool(decision and decision.ok), decision.reason if decision else "no estimate yet"))
+            why = decision.reason if decision else "no estimate yet"
+            out.append((c.name, need, bool(decision and decision.ok), why))
         return out
 
     def _still_waiting(self, c: Candidate) -> bool:
@@ -452,10 +499,10 @@ class Orchestrator:
         horizon = self.clock.monotonic() - TREND_WINDOW_S
         return self.scheduler.trend_mb_per_min([p for p in self._vram_window if p[0] >= horizon])
 
-    async def _record_skip(self, n: int, c: Candidate, reason: str, kind: str, step: Step | None = None) -> None:
+    async def _record_skip(self, n: int, c: Candidate, reason: str, kind: str, step: RunOrSkip | None = None) -> None:
         now = self.clock.now()
         run = RunRecord(
-            session_id=self.session_id, cycle=n, student=c.name, model=c.model, status="skipped",
+            session_id=self._session_row(), cycle=n, student=c.name, model=c.model, status="skipped",
             started_at=now, ended_at=now, reason=f"{kind}: {reason}",
         )
         await self.store.record_run(run)
@@ -463,43 +510,49 @@ class Orchestrator:
 
     # -- one student ---------------------------------------------------------------------
 
-    def _options(self, spec: StudentSpec) -> dict[str, Any]:
-        # The same options on every call, so Ollama never reloads a model between preload and generate.
-        return {}
-
-    async def _run_student(self, n: int, c: Candidate, step: Step) -> RunRecord:
-        spec = self.students[c.name]
+    async def _run_student(self, n: int, c: Candidate, step: RunOrSkip) -> RunRecord:
         timeout_s = self.settings.budget.timeout_s
         self.current = c.name
         self._cancel = None
         started, t0 = self.clock.now(), self.clock.monotonic()
-        self.emit(ev.StudentStarted(ts=started, cycle=n, student=c.name, model=c.model, need_mb=step.need_mb, timeout_s=timeout_s))
+        self.emit(ev.StudentStarted(ts=started, cycle=n, student=c.name, model=c.model, need_mb=step.need_mb,
+                                    timeout_s=timeout_s))
         before = self.latest_snapshot.vram_used_mb if self.latest_snapshot else None
         self._run_power, self._run_peak = [], None
         fields: dict[str, Any] = {}
-        status, reason, error = "ok", "", ""
+        status: RunStatus = "ok"
+        reason, error = "", ""
         backend_lost = False
-        self._gen_task = asyncio.ensure_future(self._generate(n, c, spec, fields, before, t0, timeout_s))
         try:
-            await asyncio.wait_for(asyncio.shield(self._gen_task), timeout_s / self.clock.speed)
-        except asyncio.TimeoutError:
-            self._gen_task.cancel()
-            await asyncio.wait({self._gen_task})  # let it finish cancelling; a cancel of run() itself still propagates
+            await self._attempts(n, c, fields, before, timeout_s)
+        except TimeoutError:
+            if (task := self._gen_task) is not None:  # the try under way (see _attempts)
+                task.cancel()
+                await asyncio.wait({task})  # let it finish cancelling; a cancel of run() itself still propagates
             status, reason = "timeout", f"no complete proposal within {timeout_s:.0f} s"
         except asyncio.CancelledError:
             if self._cancel is None:  # the orchestrator itself is being cancelled
-                self._gen_task.cancel()
+                if self._gen_task is not None:
+                    self._gen_task.cancel()
                 raise
-            status, reason = self._cancel.status, self._cancel.reason
-        except ModelMissing as exc:
+            status, reason, error = self._cancel.status, self._cancel.reason, self._cancel.error
+        except ModelMissing as exc:  # HTTP 404 only: dropped for the rest of the session
             status, reason, error = "error", f"model missing; fix: `{exc.fix}`", str(exc)
             self._missing[c.name] = str(exc)
         except OutOfMemory as exc:
             status, error = "error", str(exc)
             reason = (
-                f"Ollama ran out of memory loading it ({exc.detail}); free RAM or VRAM, or lower its "
-                f"num_ctx in {c.name}'s Modelfile; it is tried again next cycle"
+                f"Ollama ran out of memory {'running' if exc.mid_stream else 'loading'} it ({exc.detail}); "
+                f"free RAM or VRAM, or lower its num_ctx in {c.name}'s Modelfile; it is tried again next cycle"
             )
+        except BackendBusy as exc:
+            status, error = "error", str(exc)
+            tries = exc.tries
+            reason = f"{exc}, {tries} {'try' if tries == 1 else 'tries'}; {c.name} is tried again next cycle"
+        except RunnerFailed as exc:
+            status, error = "error", str(exc)
+            partial = "; the partial proposal is discarded" if exc.mid_stream else ""
+            reason = f"{exc}{partial}; {c.name} is tried again next cycle"
         except BackendUnreachable as exc:
             status, reason, error = "error", _BACKEND_LOST, str(exc)
             backend_lost = True
@@ -526,7 +579,7 @@ class Orchestrator:
         wall = self.clock.monotonic() - t0
         tokens = fields.get("tokens")
         run = RunRecord(
-            session_id=self.session_id, cycle=n, student=c.name, model=c.model, status=status,
+            session_id=self._session_row(), cycle=n, student=c.name, model=c.model, status=status,
             started_at=started, ended_at=ended, reason=reason, error=error, wall_s=wall,
             vram_peak_mb=self._run_peak, energy_j=_integrate(self._run_power),
             **{k: v for k, v in fields.items() if k != "tokens"}, tokens=tokens,
@@ -548,19 +601,45 @@ class Orchestrator:
                 self._set_state("running" if self._runnable.is_set() else "paused")
         return run
 
+    async def _attempts(
+        self, n: int, c: Candidate, fields: dict[str, Any], before: float | None, timeout_s: float
+    ) -> None:
+        """Run `_generate` under the timeout; while Ollama answers busy (HTTP 503), wait a back-off
+        on the engine clock and try again, up to BUSY_TRIES tries. Each try and each wait is
+        `self._gen_task`, so skip, stop and emergency cancel whichever is under way; a try that is
+        answered busy started nothing in Ollama, and each try has the whole timeout."""
+        delay, most = BUSY_RETRY_S
+        for attempt in range(1, BUSY_TRIES + 1):
+            t0 = self.clock.monotonic()
+            self._gen_task = asyncio.ensure_future(self._generate(n, c, fields, before, t0, timeout_s))
+            try:
+                await asyncio.wait_for(asyncio.shield(self._gen_task), timeout_s / self.clock.speed)
+                return
+            except BackendBusy as exc:
+                if attempt == BUSY_TRIES or self._stop.is_set():
+                    exc.tries = attempt
+                    raise
+                fields.clear()
+                self._gen_task = asyncio.ensure_future(self.clock.sleep(delay))
+                self.log("warning", f"[{c.name}] {exc}; try {attempt + 1} of {BUSY_TRIES} in {delay:g} s")
+                await asyncio.shield(self._gen_task)
+                delay = min(delay * 2, most)
+
     async def _generate(
-        self, n: int, c: Candidate, spec: StudentSpec, fields: dict[str, Any], before: float | None, t0: float, timeout_s: float
+        self, n: int, c: Candidate, fields: dict[str, Any], before: float | None, t0: float, timeout_s: float
     ) -> None:
         """Load, measure, stream. Fills `fields` as it goes, so a cancelled run keeps what it had."""
-        options = self._options(spec)
         keep_alive = max(self.settings.keep_alive_s, timeout_s * 2)
         self.emit(ev.StudentPhaseChanged(ts=self.clock.now(), cycle=n, student=c.name, phase="loading"))
         self._ours_mb = None
         load_t0 = self.clock.monotonic()
-        reported = await self.backend.preload(c.model, options, keep_alive)
+        # No options on either call (the model's own parameters apply), so Ollama never reloads the
+        # model between preload and generate.
+        reported = await self.backend.preload(c.model, None, keep_alive)
         fields["load_s"] = reported if reported else self.clock.monotonic() - load_t0
+        key = model_key(c.model)
         for m in await self.backend.ps():
-            if m.name in (c.model, f"{c.model}:latest"):
+            if model_key(m.name) == key:
                 fields["vram_mb"] = m.vram_mb
         self._ours_mb = fields.get("vram_mb")
         after = await self._fresh_snapshot()
@@ -573,7 +652,7 @@ class Orchestrator:
         gen_t0 = self.clock.monotonic()
         last_progress = 0.0
         loop = asyncio.get_running_loop()
-        async for chunk in self.backend.generate(c.model, prompt, options, keep_alive):
+        async for chunk in self.backend.generate(c.model, prompt, None, keep_alive):
             if chunk.text and size < PROPOSAL_CAP_CHARS:
                 parts.append(chunk.text)
                 size += len(chunk.text)
@@ -609,9 +688,9 @@ class Orchestrator:
         at once and frees the memory a moment later, and the next admit must see it free."""
         try:
             await self.backend.unload(model)
-            names = (model, f"{model}:latest")
+            key = model_key(model)
             deadline = self.clock.monotonic() + UNLOAD_WAIT_S
-            while any(m.name in names for m in await self.backend.ps()):
+            while any(model_key(m.name) == key for m in await self.backend.ps()):
                 if self.clock.monotonic() >= deadline:
                     self.log("warning", f"{model} is still listed by Ollama after unload")
                     return
@@ -639,15 +718,24 @@ class Orchestrator:
         """Real seconds between polls while waiting for an unload: a tenth of the wait, at most 50 ms."""
         return max(0.001, min(UNLOAD_POLL_S, UNLOAD_WAIT_S / self.clock.speed / 10))
 
-    async def _unload_students(self) -> None:
-        """Unload every student model Ollama holds (emergency, shutdown)."""
-        tags = {s.tag for s in self.students.values()} | {f"{s.tag}:latest" for s in self.students.values()}
+    async def _unload_students(self, *, everything: bool = False) -> None:
+        """Unload every student model Ollama holds (shutdown), or in an emergency (`everything`)
+        every model /api/ps shows resident, ours or not: Ollama keys a runner by its weights file,
+        so a student may be resident under another name that shares its weights. The running
+        student's model is unloaded too, listed or not; each name at most once."""
+        ours = {model_key(s.tag) for s in self.students.values()}
         try:
-            loaded = [m.name for m in await self.backend.ps() if m.name in tags]
+            listed = [m.name for m in await self.backend.ps()]
         except BackendError:
-            loaded = []
-        for name in loaded:
-            await self._unload(name)
+            listed = []
+        names = [name for name in listed if everything or model_key(name) in ours]
+        if everything and self.current is not None and self.current in self.students:
+            names.append(self.students[self.current].tag)
+        seen: set[str] = set()
+        for name in names:
+            if model_key(name) not in seen:
+                seen.add(model_key(name))
+                await self._unload(name)
 
     # -- sampling, budget and emergency --------------------------------------------------
 
@@ -685,7 +773,8 @@ class Orchestrator:
             try:
                 snap = await self._fresh_snapshot()
                 await self.store.add_snapshot(snap, self.session_id)
-                self.emit(ev.HardwareSampled(ts=snap.ts, snapshot=snap, vram_source="probe" if self.probe.has_vram else "ollama-ps"))
+                source = "probe" if self.probe.has_vram else "ollama-ps"
+                self.emit(ev.HardwareSampled(ts=snap.ts, snapshot=snap, vram_source=source))
                 await self._watch_budget(snap)
                 self._check_fits(snap)
                 ticks += 1
@@ -720,7 +809,8 @@ class Orchestrator:
             )
             return
         if zone != self._last_zone and zone in ("warning", "limit") and snap.vram_used_mb is not None:
-            msg = "near the limit" if zone == "warning" else f"above the {100 * self.settings.budget.max_fraction:.0f} % limit"
+            limit = f"above the {100 * self.settings.budget.max_fraction:.0f} % limit"
+            msg = "near the limit" if zone == "warning" else limit
             self.emit(ev.BudgetAlarm(ts=snap.ts, level="warning" if zone == "warning" else "error",
                                      used_mb=snap.vram_used_mb, total_mb=snap.vram_total_mb or 0.0, message=msg))
         self._last_zone = zone
@@ -737,7 +827,7 @@ class Orchestrator:
                                    manual=self._emergency_manual))
         if self.current is not None:
             self._cancel_current("emergency", reason)
-        await self._unload_students()
+        await self._unload_students(everything=True)
 
     def _leave_emergency(self, reason: str, *, by_user: bool = True) -> None:
         self._emergency_manual = False
@@ -794,4 +884,4 @@ def _integrate(samples: list[tuple[float, float]] | None) -> float | None:
     """Energy (J) from (t, W) samples by the trapezoid rule."""
     if not samples or len(samples) < 2:
         return None
-    return sum((t1 - t0) * (p0 + p1) / 2 for (t0, p0), (t1, p1) in zip(samples, samples[1:]))
+    return sum((t1 - t0) * (p0 + p1) / 2 for (t0, p0), (t1, p1) in pairwise(samples))

@@ -48,6 +48,9 @@ VIEWS = ("dashboard", "charts", "proposals", "history")
 FRIENDLY_NAMES = {"StudentQueue": "Student table", "RunsTable": "Runs table", "ProposalList": "Proposal list"}
 QUIT_TIMEOUT_S = 60.0
 """How long a graceful quit waits for the engine to cancel, unload and flush before giving up."""
+FORCED_STOP_S = 10.0
+"""After a forced quit (q twice, or the graceful one timed out): how long the cancelled engine
+may take to unload and close the session before the app leaves it."""
 
 
 # -- messages ----------------------------------------------------------------------
@@ -164,8 +167,13 @@ class RhtuiApp(App[int]):
         """The terminal went away (SIGHUP): the session is being stopped with nobody watching."""
         self._previous_sighup: Any = None
         self._engine_worker: Worker | None = None
+        self._engine_task: asyncio.Future | None = None
+        """The engine's run(), shielded from the worker's cancel (see `_run_engine`)."""
+        self.crash: BaseException | None = None
+        """The first unhandled exception of the dashboard: the session was stopped for it."""
+        self._forced = False
         self._unsubscribe: Callable[[], None] | None = None
-        self._flush_pending = False
+        self._sync_pending = False
         self._binding_sig: tuple = ()
         self._instant_switch = False
         self.views: dict[str, RhtuiScreen] = {}
@@ -174,11 +182,13 @@ class RhtuiApp(App[int]):
         self.idle_gc = IdleCollector(self._gc_due)
         """Full garbage collections wait for a pause in the input (see rhtui/tui/idle_gc.py)."""
         self._gc_timer: asyncio.TimerHandle | None = None
+        self._ui_loop: asyncio.AbstractEventLoop | None = None
+        """The loop the app runs on, for callbacks from other threads (set on mount)."""
 
     # -- life cycle --------------------------------------------------------------
 
     def on_mount(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        self._ui_loop = asyncio.get_running_loop()
         self._unsubscribe = self.bus.subscribe(self.engine_event)
         self._install_signal_handlers()
         self.idle_gc.install()
@@ -190,7 +200,7 @@ class RhtuiApp(App[int]):
                 self._run_engine, name="engine", group="engine", exclusive=True, exit_on_error=False
             )
 
-    def on_unmount(self) -> None:
+    async def on_unmount(self) -> None:
         self.idle_gc.uninstall()  # first: CPython's thresholds come back whatever fails below
         if self._gc_timer is not None:
             self._gc_timer.cancel()
@@ -198,6 +208,64 @@ class RhtuiApp(App[int]):
             self._unsubscribe()
             self._unsubscribe = None
         self._remove_signal_handlers()
+        await self._stop_engine_before_exit()
+
+    async def _stop_engine_before_exit(self) -> None:
+        """The app is closing with the engine still running: after an unhandled exception (the
+        app's message loop may be gone, so no key or worker message is handled any more), a
+        forced quit, or a test that ends. Textual awaits this (the app's Unmount) after it has
+        given the terminal back and before it prints a traceback; the caller closes the store
+        after that, so the engine must be done by then. Stopped as `q` stops it (cancel the
+        stream, record the run aborted, unload, close the session), or after a forced quit
+        cancelled, with a bound either way."""
+        task = self._engine_task
+        if task is None or task.done():
+            return
+        if not self._forced:
+            if self.crash is not None:
+                self._say(f"rhtui: the dashboard failed ({_describe(self.crash)}); stopping the session: "
+                          "cancel, record the running proposal aborted, unload, save…")
+            self._request_engine_stop()
+            await asyncio.wait({task}, timeout=QUIT_TIMEOUT_S)
+        if not task.done():
+            self._say("rhtui: quitting at once: the engine is cancelled…")
+            task.cancel()
+            await asyncio.wait({task}, timeout=FORCED_STOP_S)
+        if task.done() and not task.cancelled():
+            task.exception()  # seen here (the worker that would report it is gone), not "never retrieved"
+
+    def _request_engine_stop(self) -> None:
+        orch = self.orchestrator
+        if orch is None:
+            return
+        with contextlib.suppress(Exception):  # already stopping, or a stop that fails: the wait is bounded
+            if self.crash is not None:
+                what = f"the dashboard failed: {_describe(self.crash)}"
+                orch.request_stop(what, error=what)
+            else:
+                orch.request_stop("the terminal was closed (SIGHUP)" if self.hung_up else "stopped by user")
+
+    def _say(self, text: str) -> None:
+        """A line on the terminal once the dashboard is gone (nothing while headless, as in tests)."""
+        if not self.is_headless:
+            with contextlib.suppress(Exception):
+                self.error_console.print(text, markup=False, highlight=False)
+
+    # -- an unhandled exception anywhere in the app ----------------------------------------
+
+    def _handle_exception(self, error: Exception) -> None:
+        """Textual's single door for an exception nothing handled: a widget's render or compose, a
+        message or event handler, a timer, a callback, a worker with exit_on_error. Textual then
+        closes the app with return code 1 and prints the traceback. Textual 8 has no public hook
+        for it, so this override is the least private one (every caller goes through it, see
+        textual/app.py, message_pump.py, widget.py, screen.py, timer.py, worker.py). A bug in
+        the dashboard must not lose the session: the engine is told to stop first, with the
+        error as the reason, and `on_unmount` waits for it."""
+        if self.crash is None:
+            self.crash = error
+            if self._engine_task is not None and not self._engine_task.done():
+                self._request_engine_stop()
+        super()._handle_exception(error)
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.InputEvent):
@@ -206,8 +274,11 @@ class RhtuiApp(App[int]):
 
     def _gc_due(self) -> None:
         """From inside the garbage collector, on any thread: run the collection from the loop."""
+        loop = self._ui_loop
+        if loop is None:
+            return
         with contextlib.suppress(RuntimeError):  # the loop is closing
-            self._loop.call_soon_threadsafe(self._gc_step)
+            loop.call_soon_threadsafe(self._gc_step)
 
     def _gc_step(self) -> None:
         # plain loop callbacks, not Textual timers: this may have been scheduled from another
@@ -216,8 +287,8 @@ class RhtuiApp(App[int]):
             self._gc_timer.cancel()
             self._gc_timer = None
         delay = self.idle_gc.step()
-        if delay is not None and self.idle_gc.installed:
-            self._gc_timer = self._loop.call_later(delay, self._gc_step)
+        if delay is not None and self.idle_gc.installed and self._ui_loop is not None:
+            self._gc_timer = self._ui_loop.call_later(delay, self._gc_step)
 
     def _install_signal_handlers(self) -> None:
         """A kill (SIGTERM) or a dropped SSH session / closed terminal (SIGHUP) stops the engine
@@ -242,11 +313,17 @@ class RhtuiApp(App[int]):
     def _on_hangup(self, _signum: int, _frame: object) -> None:
         self.hung_up = True
         terminal_hung_up(self._driver)
+        loop = self._ui_loop
         with contextlib.suppress(RuntimeError):  # the loop is closed: we are exiting anyway
-            self._loop.call_soon_threadsafe(self.graceful_quit)
+            if loop is not None:
+                loop.call_soon_threadsafe(self.graceful_quit)
 
     async def _run_engine(self) -> None:
-        await self.orchestrator.run()
+        # run() is a task of its own, shielded: when the app closes, Textual cancels its workers,
+        # and a cancel would leave the running proposal unrecorded and the session open; the app
+        # stops the engine as q does instead, and waits for it (`_stop_engine_before_exit`)
+        self._engine_task = asyncio.ensure_future(self.orchestrator.run())
+        await asyncio.shield(self._engine_task)
 
     @property
     def engine_running(self) -> bool:
@@ -254,21 +331,23 @@ class RhtuiApp(App[int]):
         return w is not None and w.state in (WorkerState.PENDING, WorkerState.RUNNING)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker is not self._engine_worker:
-            return
+        if event.worker is not self._engine_worker or not self.is_running:
+            return  # not the engine, or the app is closing (its screens may be gone already)
         if event.state == WorkerState.ERROR:
             err = event.worker.error
             self.model.engine_failed(self.clock.now(), f"{type(err).__name__}: {err}")
-            self._schedule_flush()
+            self._schedule_sync()
         if event.state in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
             if self.model.state not in ("finished",) and self.model.finished is None and not self.model.engine_error:
                 self.model.state = "finished"
                 self.model.bump("status", "banner")
             self.refresh_bindings()
+            if self.crash is not None:
+                return  # Textual is closing the app with the error's return code
             if self.quitting:
                 self.exit(1 if self.model.engine_error else 0)
             else:
-                self._schedule_flush()
+                self._schedule_sync()
 
     # -- engine events in ----------------------------------------------------------
 
@@ -280,22 +359,22 @@ class RhtuiApp(App[int]):
         """Fold events into the state at once, without collapsing any (seeding tests and replays)."""
         for event in events:
             self.model.apply(event)
-        self._schedule_flush()
+        self._schedule_sync()
 
     @on(EngineEvent)
     def _handle_engine_event(self, message: EngineEvent) -> None:
         self.events_seen += 1
         event = message.event
         self.model.apply(event)
-        self._schedule_flush()
+        self._schedule_sync()
 
-    def _schedule_flush(self) -> None:
-        if not self._flush_pending:
-            self._flush_pending = True
-            self.call_later(self._flush)
+    def _schedule_sync(self) -> None:
+        if not self._sync_pending:
+            self._sync_pending = True
+            self.call_later(self._sync_views)
 
-    def _flush(self) -> None:
-        self._flush_pending = False
+    def _sync_views(self) -> None:
+        self._sync_pending = False
         for screen in self._visible_views():
             screen.sync(self.model)
         m = self.model
@@ -325,7 +404,7 @@ class RhtuiApp(App[int]):
         before = self.model.versions["status"]
         self.model.set_now(self.clock.now())
         if self.model.versions["status"] != before:
-            self._schedule_flush()
+            self._schedule_sync()
 
     # -- what the engine may share beyond events (duck-typed, optional) ----------------
 
@@ -416,7 +495,7 @@ class RhtuiApp(App[int]):
         if self._control("enable/disable", lambda: self.orchestrator.set_enabled(student, new)):
             self.model.set_enabled(student, new)
             self.notify(f"{student} {'enabled' if new else 'disabled'} from its next turn.", markup=False)
-            self._schedule_flush()
+            self._schedule_sync()
 
     def action_switch_view(self, view: str) -> None:
         if view not in VIEWS or self.current_mode == view:
@@ -474,6 +553,7 @@ class RhtuiApp(App[int]):
 
     def action_quit(self) -> None:  # type: ignore[override]
         if self.quitting:  # second q: do not wait any longer
+            self._forced = True
             self.exit(1)
             return
         if any(isinstance(s, ConfirmQuit) for s in self.screen_stack):
@@ -503,11 +583,12 @@ class RhtuiApp(App[int]):
         reason = "the terminal was closed (SIGHUP)" if self.hung_up else "stopped by user"
         self._control("stop", lambda: orch.request_stop(reason))
         self.model.bump("banner", "status")
-        self._schedule_flush()
+        self._schedule_sync()
         self.set_timer(QUIT_TIMEOUT_S, self._quit_timed_out, name="quit-timeout")
 
     def _quit_timed_out(self) -> None:
         if self.quitting:
+            self._forced = True
             self.exit(1, message=f"rhtui: the engine did not stop within {QUIT_TIMEOUT_S:.0f} s; quitting anyway.")
 
     # -- the command palette -----------------------------------------------------------
@@ -533,6 +614,11 @@ class RhtuiApp(App[int]):
         for cmd in super().get_system_commands(screen):
             if cmd.title not in ("Quit", "Keys"):
                 yield cmd
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def terminal_hung_up(driver: Any) -> None:

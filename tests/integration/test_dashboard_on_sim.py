@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from textual.widgets import Static
 
-from rhtui.tui.app import make_app
 from rhtui.engine import events as ev
+from rhtui.tui.app import make_app
 
 pytestmark = pytest.mark.integration
 
@@ -137,3 +138,60 @@ async def test_the_log_shows_its_newest_line_after_a_view_switch(sim, store, mak
         assert log.scroll_y == log.max_scroll_y
         orch.request_stop()
         await until(pilot, lambda: orch.state == "finished")
+
+
+class FailsWhileAStudentWrites(Static):
+    """A widget with a bug: its render raises once a student is writing."""
+
+    def on_mount(self) -> None:
+        self.set_interval(0.02, self.refresh)
+
+    def render(self) -> str:
+        if _writing(self.app):
+            raise RuntimeError("the widget failed")
+        return "ok"
+
+
+def _writing(app) -> bool:
+    row = app.model.students.get(app.model.current or "")
+    return row is not None and row.status == "running"
+
+
+@pytest.mark.parametrize("sim_speed", [5.0])  # a proposal takes ~6 s: still running when the widget fails
+@pytest.mark.parametrize("where", ["render", "handler"])
+async def test_a_bug_in_a_widget_stops_the_session_gracefully_and_exits_non_zero(sim, store, make_engine, where,
+                                                                                   monkeypatch):
+    """In a widget's render (the screen's message loop survives it) or in a method the app's own
+    message loop calls (which ends that loop at once): the same graceful stop as q, then exit 1."""
+    from rhtui.tui.widgets.student_queue import StudentQueue
+
+    app, orch, rec = build(sim, store, make_engine, budget={"timeout_s": 60})
+    if where == "handler":
+        show = StudentQueue.show
+
+        def failing_show(self, rows, next_student):
+            if _writing(self.app):
+                raise RuntimeError("the widget failed")
+            show(self, rows, next_student)
+
+        monkeypatch.setattr(StudentQueue, "show", failing_show)
+    with pytest.raises(RuntimeError, match="the widget failed"):
+        async with app.run_test(size=(160, 50)) as pilot:
+            if where == "render":
+                await pilot.app.screen.mount(FailsWhileAStudentWrites())
+            loop = asyncio.get_running_loop()
+            end = loop.time() + 30
+            while app.is_running:  # the widget fails while rh-alpha writes; the app closes
+                assert loop.time() < end, "the app did not close"
+                await asyncio.sleep(0.02)
+        # leaving run_test waits for the engine's graceful stop, then re-raises the app's error
+    assert app.return_code == 1 and isinstance(app.crash, RuntimeError)
+    assert orch.state == "finished"
+    [run] = await store.runs(session_id=orch.session_id)
+    assert (run.student, run.status, run.reason) == ("rh-alpha", "aborted", "session stopped")
+    assert run.error == "the dashboard failed: RuntimeError: the widget failed"
+    session = await store.get_session(orch.session_id)
+    assert session.ended_at is not None
+    assert session.end_reason == "the dashboard failed: RuntimeError: the widget failed"
+    assert sim.world.loaded_names() == []
+    assert [e.reason for e in rec.of(ev.SessionFinished)] == [session.end_reason]

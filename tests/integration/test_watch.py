@@ -11,6 +11,7 @@ from rhtui.engine import events as ev
 from rhtui.engine.clock import SystemClock
 from rhtui.engine.follower import NoSession, RemoteSession
 from rhtui.engine.store import Store
+from rhtui.tui.state import Budget, UiModel
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +28,8 @@ async def test_a_follower_rebuilds_the_typed_event_stream(sim, store, make_engin
     finally:
         await other.close()
     kinds = [type(e) for e in seen]
-    assert kinds[0] is ev.SessionStarted and ev.SessionFinished in kinds
+    # what the engine said before the session's row existed is stored with it, first
+    assert kinds[:2] == [ev.BackendUp, ev.SessionStarted] and ev.SessionFinished in kinds
     finished = [e for e in seen if isinstance(e, ev.StudentFinished)]
     live = rec.of(ev.StudentFinished)
     assert [f.run for f in finished] == [f.run for f in live]  # the same runs, proposals included
@@ -113,3 +115,92 @@ async def test_a_watcher_shows_the_card_and_quits_without_touching_the_session(s
         orch.request_stop()
         await asyncio.wait_for(task, 30)
         await other.close()
+
+
+def _ui_model(settings) -> UiModel:
+    b = settings.budget
+    return UiModel(
+        session_name=settings.session.name, host=settings.ollama_host,
+        students=[(s.name, s.tag, s.enabled) for s in settings.students],
+        duration_s=settings.session.duration_min * 60.0,
+        budget=Budget(reserve_mb=b.reserve_mb, max_fraction=b.max_fraction, emergency_fraction=b.emergency_fraction,
+                      timeout_s=b.timeout_s, cooldown_s=b.cooldown_s),
+        sample_interval_s=settings.sample_interval_s,
+    )
+
+
+class StatusTrail:
+    """Each student's row status as it changes (waiting, loading, running, unloading, done...)."""
+
+    def __init__(self, model: UiModel) -> None:
+        self.model = model
+        self.trail: list[tuple[str, str]] = []
+        self._last: dict[str, str] = {}
+
+    def __call__(self, event: ev.Event) -> None:
+        self.model.apply(event)
+        for name, row in self.model.students.items():
+            if self._last.get(name) != row.status:
+                self._last[name] = row.status
+                self.trail.append((name, row.status))
+
+
+def _shown(m: UiModel) -> dict:
+    """Everything the dashboard draws from, except the hardware timeline (samples are rows of
+    hardware_snapshots; the follower replays the newest of them at each poll)."""
+    rows = {
+        name: (r.enabled, r.status, r.reason, r.position, r.in_cycle, r.need_mb, r.fits, r.fit_reason, r.tokens,
+               r.tok_s, r.elapsed_s, r.timeout_s, r.learned, r.runs, r.failures, r.ok_runs, r.seconds_sum,
+               r.tps_sum, r.tokens_sum, list(r.vram))
+        for name, r in m.students.items()
+    }
+    return {
+        "rows": rows, "state": (m.state, m.state_reason), "cycle": (m.cycle, m.order, m.current),
+        "session": (m.session_id, m.session_name, m.started_ts, m.finished_ts, m.finished, m.duration_s, m.speed,
+                    m.policy, m.probe_name, m.backend_version, m.host),
+        "totals": (m.runs_total, m.tokens_total), "alarms": (m.emergency, m.backend_down, m.engine_error, m.alarm),
+        "log": [(line.ts, line.level, line.text) for line in m.log],
+        "history": list(m.history), "proposals": list(m.proposals), "cycles": list(m.cycle_tokens),
+        "vram_source": m.vram_source,
+    }
+
+
+async def test_the_watchers_dashboard_shows_what_the_live_one_shows(sim, store, make_engine, tmp_path):
+    orch, rec = make_engine(session={"max_cycles": 1})
+    live = StatusTrail(_ui_model(orch.settings))
+    orch.bus.subscribe(live)
+    await asyncio.wait_for(orch.run(), 60)
+    other = await Store.open(tmp_path / "rhtui.db")
+    try:
+        remote = RemoteSession(other, SystemClock(), session_name="it")
+        watched = StatusTrail(_ui_model(orch.settings))
+        remote.bus.subscribe(watched)
+        while await remote.poll():
+            pass
+    finally:
+        await other.close()
+    assert _shown(watched.model) == _shown(live.model)
+    # the phases too, in order: loading, running, unloading (not only the log lines' events)
+    assert watched.trail == live.trail
+    assert ("rh-alpha", "running") in live.trail and ("rh-alpha", "unloading") in live.trail
+    assert watched.model.snapshot is not None
+
+
+async def test_token_progress_is_stored_at_most_once_a_second_per_run_and_samples_not_at_all(
+        sim, store, make_engine):
+    orch, rec = make_engine(session={"max_cycles": 1})
+    seen: list[ev.Event] = []
+    orch.bus.subscribe(seen.append)
+    await asyncio.wait_for(orch.run(), 60)
+    rows = await store.events_since(orch.session_id, 0, limit=100_000)
+    kinds = [r.kind for r in rows]
+    assert "HardwareSampled" not in kinds and "StudentPhaseChanged" in kinds
+    emitted = [e for e in seen if not isinstance(e, (ev.HardwareSampled, ev.TokensProgress))]
+    assert len([k for k in kinds if k != "TokensProgress"]) == len(emitted)  # every other event, once
+    live = [e for e in seen if isinstance(e, ev.TokensProgress)]
+    stored = [r for r in rows if r.kind == "TokensProgress"]
+    assert live and len(stored) < len(live)
+    for student in {r.data["student"] for r in stored}:
+        ts = [r.ts for r in stored if r.data["student"] == student]
+        # engine-clock seconds at the simulator's speed: one a real second at most
+        assert all(b - a >= 0.9 * sim.clock.speed for a, b in zip(ts, ts[1:], strict=False)), ts

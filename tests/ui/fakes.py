@@ -78,7 +78,7 @@ class FakeOrchestrator:
         self.state = "running"
         self.bus.emit(ev.EmergencyCleared(ts=T0, reason="by user"))
 
-    def request_stop(self, reason: str = "stopped by user") -> None:
+    def request_stop(self, reason: str = "stopped by user", *, error: str = "") -> None:
         self.calls.append(("request_stop",))
         if self._stop is not None:
             self._stop.set()

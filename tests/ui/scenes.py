@@ -102,3 +102,26 @@ def session_only() -> list[ev.Event]:
     from tests.ui.fakes import session_start
 
     return session_start() + [ev.HardwareSampled(ts=T0, snapshot=snapshot(T0, 900.0))]
+
+
+def no_card_total() -> tuple[list[ev.Event], float]:
+    """`rhtui` without NVML and without gpu_total_mb: VRAM is judged from Ollama's /api/ps (the
+    resident students only) and the card's size is unknown, so it reads N/A and no limit is drawn."""
+    from dataclasses import replace
+
+    out: list[ev.Event] = []
+    for e in mid_cycle():
+        if isinstance(e, ev.SessionStarted):
+            out.append(replace(e, probe="no GPU (VRAM judged from Ollama's /api/ps)"))
+            out.append(ev.LogMessage(ts=e.ts, level="warning", text=(
+                "no NVML (the NVIDIA driver library (libnvidia-ml) was not found: no NVIDIA driver on this "
+                "machine): VRAM is judged from Ollama's /api/ps")))
+        elif isinstance(e, ev.HardwareSampled):
+            s = e.snapshot
+            used = max(0.0, (s.vram_used_mb or 0.0) - 900.0)
+            out.append(ev.HardwareSampled(ts=e.ts, vram_source="ollama-ps", snapshot=replace(
+                s, source="none", gpu_name=None, vram_total_mb=None, vram_used_mb=used, gpu_util_pct=None,
+                temp_c=None, power_w=None, process_vram_mb=None)))
+        else:
+            out.append(e)
+    return out, MID_CYCLE_NOW

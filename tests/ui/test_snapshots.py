@@ -97,3 +97,16 @@ def test_light_theme(snap_compare, make_ui):
         await _settle(pilot)
 
     assert snap_compare(make_ui(events, now=now), terminal_size=(160, 50), run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_no_card_total(snap_compare, make_ui, size):
+    """No NVML and no gpu_total_mb: VRAM used from Ollama's /api/ps, the card's total N/A, no limit marks."""
+    events, now = scenes.no_card_total()
+    assert snap_compare(make_ui(events, now=now), terminal_size=size, run_before=_settle)
+
+
+def test_charts_view_without_a_card_total(snap_compare, make_ui):
+    """2 without the card's total: the VRAM timeline scaled to what was used, titled N/A, no limit lines."""
+    events, now = scenes.no_card_total()
+    assert snap_compare(make_ui(events, now=now), terminal_size=(160, 50), press=["2"], run_before=_settle)

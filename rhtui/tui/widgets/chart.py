@@ -24,15 +24,16 @@ from textual_plotext.plot import Plot
 
 def nice_ticks(top: float, n: int = 4) -> list[float]:
     """0 and round steps (1, 2, 2.5, 5 × 10^k) up to `top`: about n+1 ticks."""
-    if top <= 0:
+    if not top > 0 or not math.isfinite(top):
         return [0.0]
     raw = top / (max(1, n) + 1)
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    ticks, v = [], 0.0
-    while v <= top * 1.0001:
-        ticks.append(round(v, 6))
-        v += step
+    ticks: list[float] = []
+    i = 0
+    while i * step <= top * 1.0001:
+        ticks.append(float(f"{i * step:.12g}"))  # 0.30000000000000004 -> 0.3, at any scale
+        i += 1
     return ticks
 
 

@@ -57,6 +57,8 @@ class GaugeValues:
     ram_total: float | None
     cpu: float | None
     budget: tuple[float, float, float]
+    sampled: bool = True
+    """False until the first hardware sample (nothing is known yet, not even what is missing)."""
 
     @classmethod
     def of(cls, snap: HardwareSnapshot | None, source: str, budget: Budget) -> "GaugeValues":
@@ -65,7 +67,7 @@ class GaugeValues:
 
         if snap is None:
             return cls(None, None, source, None, None, None, None, None, None, None, None,
-                       (budget.reserve_mb, budget.max_fraction, budget.emergency_fraction))
+                       (budget.reserve_mb, budget.max_fraction, budget.emergency_fraction), sampled=False)
         return cls(
             vram_used=r(snap.vram_used_mb, 8.0),
             vram_total=r(snap.vram_total_mb),
@@ -168,6 +170,8 @@ class Gauges(Widget):
         zone = vram_zone(v.vram_used, v.vram_total, b)
         if v.vram_total and not na(v.vram_used):
             nums = f" {fmt_gb(v.vram_used)}/{fmt_gb(v.vram_total)} GB {v.vram_used / v.vram_total:5.1%}"
+        elif not na(v.vram_used):  # no NVML and no gpu_total_mb: what is used is known, the card's size not
+            nums = f" {fmt_gb(v.vram_used)} GB used, total N/A"
         else:
             nums = " N/A"
         bar_w = max(10, width - 5 - len(nums))
@@ -175,14 +179,20 @@ class Gauges(Widget):
             ("VRAM ", "bold"), vram_bar(v.vram_used, v.vram_total, b, bar_w), (nums, ZONE_STYLE[zone])
         )
         src = " (from Ollama /api/ps)" if v.vram_source == "ollama-ps" else ""
-        legend = Content.assemble(
-            ("     ", ""),
-            ("▒", "$text-muted"), (f" reserve {fmt_gb(b.reserve_mb)} GB  ", ""),
-            ("┊", "bold $warning"), (f" {b.max_fraction:.0%} limit  ", ""),
-            ("┃", "bold $error"), (f" {b.emergency_fraction:.0%} stop  ", ""),
-            (ZONE_WORDS[zone], ZONE_STYLE[zone]),
-            (src, "$text-muted"),
-        )
+        if v.vram_total or not v.sampled:
+            legend = Content.assemble(
+                ("     ", ""),
+                ("▒", "$text-muted"), (f" reserve {fmt_gb(b.reserve_mb)} GB  ", ""),
+                ("┊", "bold $warning"), (f" {b.max_fraction:.0%} limit  ", ""),
+                ("┃", "bold $error"), (f" {b.emergency_fraction:.0%} stop  ", ""),
+                (ZONE_WORDS[zone], ZONE_STYLE[zone]),
+                (src, "$text-muted"),
+            )
+        else:  # no marks to explain: say what is missing and how to give it
+            legend = Content.assemble(
+                ("     ", ""), ("card total N/A", ZONE_STYLE["unknown"]), (" (set gpu_total_mb)", "$text-muted"),
+                (" · used from Ollama /api/ps" if v.vram_source == "ollama-ps" else "", "$text-muted"),
+            )
         small = 10 if width >= 60 else 6
         gpu_parts: list[tuple[str, str] | Content] = [("GPU  ", "bold")]
         gpu_parts.append(_bar(None if v.gpu_util is None else v.gpu_util / 100, small, "$accent"))
