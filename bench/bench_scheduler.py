@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((policy, name, med, pct(us, 0.95), max(us), statistics.median(cyc)))
 
     ok = worst_median < TARGET_US
-    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     n_runs = sum(len(v) for v in history.values())
     lines = [
         "# Scheduler benchmark",
@@ -173,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         "| policy | situation | median µs | p95 µs | max µs | full cycle, median µs |",
         "| --- | --- | ---: | ---: | ---: | ---: |",
     ]
-    for policy, name, med, p95, mx, cyc in rows:
-        lines.append(f"| {policy} | {name} | {med:.1f} | {p95:.1f} | {mx:.1f} | {cyc:.1f} |")
+    for policy, name, med, p95, mx, cycle_med in rows:
+        lines.append(f"| {policy} | {name} | {med:.1f} | {p95:.1f} | {mx:.1f} | {cycle_med:.1f} |")
     lines += [
         "",
         f"Target: plan() < {TARGET_US:.0f} µs — {'met' if ok else 'NOT met'} "

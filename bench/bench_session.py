@@ -34,6 +34,13 @@ from rhtui.sim.world import SimWorld
 OUT = Path(__file__).parent / "results" / "session.md"
 
 
+def _measured(value: float | None) -> float:
+    """A figure every ok run has (statistics.mean would fail on a None all the same)."""
+    if value is None:
+        raise TypeError("an ok run without this measurement")
+    return value
+
+
 async def main(speed: float, hours: float, scenario: str) -> str:
     clock = ScaledClock(speed)
     sc = load_scenario(scenario)
@@ -85,10 +92,14 @@ async def main(speed: float, hours: float, scenario: str) -> str:
     for s in sc.students:
         mine = [r for r in ok if r.student == s.name]
         if mine:
+            vram = statistics.mean(_measured(r.vram_mb) for r in mine)
+            secs = statistics.mean(_measured(r.total_s) for r in mine)
+            tokens = statistics.mean(_measured(r.tokens) for r in mine)
+            tps = statistics.mean(_measured(r.tok_per_s) for r in mine)
             per_student.append(
-                f"| {s.name} | {len(mine)} | {statistics.mean(r.vram_mb for r in mine):.0f} ({s.resident_mb}) "
-                f"| {statistics.mean(r.total_s for r in mine):.1f} | {statistics.mean(r.tokens for r in mine):.0f} ({s.tokens_mean}) "
-                f"| {statistics.mean(r.tok_per_s for r in mine):.1f} |"
+                f"| {s.name} | {len(mine)} | {vram:.0f} ({s.resident_mb}) "
+                f"| {secs:.1f} | {tokens:.0f} ({s.tokens_mean}) "
+                f"| {tps:.1f} |"
             )
     lines = [
         "# Simulated 8-hour session",

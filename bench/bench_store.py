@@ -166,9 +166,9 @@ async def bench(tmp: Path, reps: int, seed: int) -> dict[str, object]:
     opens = []
     for _ in range(max(3, reps // 10)):
         t0 = time.perf_counter()
-        s = await Store.open(path)
+        opened = await Store.open(path)
         opens.append(time.perf_counter() - t0)
-        await s.close()
+        await opened.close()
     res["open"] = opens
     return res
 
@@ -196,7 +196,7 @@ def render(res: dict[str, object], reps: int, seed: int) -> str:
     return "\n".join([
         "# Store benchmark",
         "",
-        f"`{COMMAND} --reps {reps} --seed {seed}` — {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"`{COMMAND} --reps {reps} --seed {seed}` — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
         "",
         f"- machine: {cpu_model()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}",
         f"- Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, aiosqlite "

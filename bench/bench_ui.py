@@ -141,7 +141,7 @@ class FeedEngine:
             now = self.clock.now()
             used = 900 + (4401 if self.active else 0)
             self.bus.emit(ev.HardwareSampled(ts=now, snapshot=snapshot(now, used, rng, busy=self.active)))
-            for k in range(10 if self.active else 0):
+            for _ in range(10 if self.active else 0):
                 elapsed = time.monotonic() - t0
                 self.bus.emit(ev.TokensProgress(ts=now, cycle=3, student="rh-gamma", tokens=int(elapsed * 100),
                                                 elapsed_s=elapsed, tok_per_s=100 + rng.uniform(-2, 2), timeout_s=600))
@@ -210,13 +210,14 @@ def app_side_latency(path: str, gap: float = 0.02) -> dict[str, dict[str, list[f
     """Per key: from the key reaching the app to the first frame written after it (what the
     person sees change) and to the last frame of the burst it caused (everything settled:
     a scrollbar moved by the new log line is repainted one frame later)."""
-    keys, writes = [], []
+    keys: list[tuple[float, str]] = []
+    writes: list[tuple[float, str]] = []
     for line in Path(path).read_text().splitlines():
-        kind, t, what = line.split(" ", 2)
-        if kind == "key" and keys and keys[-1][1] == what and float(t) - keys[-1][0] < 0.005:
+        kind, stamp, what = line.split(" ", 2)
+        if kind == "key" and keys and keys[-1][1] == what and float(stamp) - keys[-1][0] < 0.005:
             continue  # the same key forwarded again inside the app
         if kind in ("key", "write"):
-            (keys if kind == "key" else writes).append((float(t), what))
+            (keys if kind == "key" else writes).append((float(stamp), what))
     out: dict[str, dict[str, list[float]]] = {}
     for t_key, key in keys:
         after = [t for t, _ in writes if t_key < t <= t_key + 1.0]
@@ -259,9 +260,9 @@ def serve(view: str, active: bool, trace: str | None = None) -> int:
     """The app in this terminal, fed by FeedEngine (what the tmux pane runs)."""
     if trace:
         trace_io(trace)
-    from rhtui.tui.app import make_app
     from rhtui.engine.clock import SystemClock
     from rhtui.engine.config import Settings
+    from rhtui.tui.app import make_app
 
     clock = SystemClock()
     engine = FeedEngine(clock, active)
@@ -269,7 +270,7 @@ def serve(view: str, active: bool, trace: str | None = None) -> int:
     for e in seed_events(clock.now()):
         app.model.apply(e)
     if view != "dashboard":
-        app.DEFAULT_MODE = view
+        app.DEFAULT_MODE = view  # type: ignore[misc]  # this app only: Textual reads self.DEFAULT_MODE
     app.run()
     return app.return_code or 0
 
@@ -333,7 +334,8 @@ def idle_cpu(size: tuple[int, int], view: str, seconds: float, active: bool = Fa
         pane.close()
 
 
-SWITCH_WORDS = (("2", "tokens per cycle"), ("3", "Latest per student"), ("4", "Runs and skips of this session"), ("1", "Students ·"))
+SWITCH_WORDS = (("2", "tokens per cycle"), ("3", "Latest per student"), ("4", "Runs and skips of this session"),
+                ("1", "Students ·"))
 """A view key and a word only that view shows."""
 
 
@@ -356,7 +358,7 @@ def key_latency(reps: int, trace: str) -> dict[str, list[float]]:
             if key != "1":
                 out["first visit of a view (2, 3, 4; it is built then)"].append(t1 - t0)
             time.sleep(0.3)
-        for i in range(reps):
+        for _ in range(reps):
             for key, word in (("p", "PAUSED"), ("p", "RUNNING")):
                 t0 = time.perf_counter()
                 pane.keys(key)
@@ -399,10 +401,10 @@ def live_objects() -> int:
 
 async def memory_8h(hours: float = 8.0) -> list[tuple[float, float, int, int]]:
     """(simulated hour, RSS MB, events fed, live gc-tracked objects) after each simulated hour."""
-    from rhtui.tui.app import make_app
     from rhtui.engine import events as ev
     from rhtui.engine.clock import ManualClock
     from rhtui.engine.config import Settings
+    from rhtui.tui.app import make_app
 
     rng = random.Random(3)
     clock = ManualClock(start=1_700_000_000.0)
@@ -559,7 +561,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--quick", action="store_true", help="shorter runs (15 s CPU, 5 latency reps, 2 h memory)")
     ap.add_argument("--hours", type=float, default=16.0,
-                    help="simulated hours for the memory run (the verdict is on the first 8; the rest shows the plateau)")
+                    help="simulated hours for the memory run "
+                    "(the verdict is on the first 8; the rest shows the plateau)")
     ap.add_argument("--memory-only", action="store_true", help="only the memory run (printed, not written)")
     ap.add_argument("--latency-only", action="store_true", help="only the key latency run (printed, not written)")
     args = ap.parse_args(argv)
@@ -618,7 +621,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{max(ff_bench):.2f} |",
               f"| `rhtui --demo --speed 20` (simulator + engine + store) | {len(ff_demo)} | "
               f"{statistics.median(ff_demo):.2f} | {max(ff_demo):.2f} |",
-              "", f"Target `rhtui --demo` < 2 s: " + ("met." if max(ff_demo) < 2 else "NOT met."), ""]
+              "", "Target `rhtui --demo` < 2 s: " + ("met." if max(ff_demo) < 2 else "NOT met."), ""]
 
     print("memory over a simulated 8-hour session …", flush=True)
     hours = 2.0 if args.quick else args.hours

@@ -19,10 +19,11 @@ from rich.table import Table
 from rich.text import Text
 
 from rhtui.commands.context import CliContext, make_console
+from rhtui.commands.models import Student, command_prefix, load_students, model_state
 from rhtui.engine.backend import BackendError, BackendUnreachable, ModelInfo, OllamaBackend, model_key
 from rhtui.engine.config import ConfigError, Settings, default_config_path, load_settings, value_sources
-from rhtui.commands.models import Student, command_prefix, load_students, model_state
-from rhtui.tui.text import one_line as sanitize_line, sanitize
+from rhtui.tui.text import one_line as sanitize_line
+from rhtui.tui.text import sanitize
 
 Verdict = Literal["OK", "WARN", "FAIL", "SKIP"]
 _STYLE = {"OK": "bold green", "WARN": "bold yellow", "FAIL": "bold red", "SKIP": "dim"}
@@ -96,10 +97,12 @@ def config_check(obj: CliContext) -> tuple[Settings, Check]:
     except ConfigError as exc:
         return Settings.model_construct(), Check(
             "config", "FAIL", f"{exc}\n(the other checks use the defaults)",
-            f"correct the value(s) above where they came from (flag, environment or {obj.config or default_config_path()})",
+            "correct the value(s) above where they came from "
+            f"(flag, environment or {obj.config or default_config_path()})",
         )
     where = obj.config or (default_config_path() if default_config_path().exists() else None)
-    lines = [f"valid; config file: {where}" if where else f"valid; no config file ({default_config_path()} does not exist)"]
+    lines = [f"valid; config file: {where}" if where
+             else f"valid; no config file ({default_config_path()} does not exist)"]
     try:
         sources = value_sources(settings, obj.config, cli)
     except ConfigError:  # pragma: no cover - the file was just read
@@ -319,11 +322,10 @@ async def database_check(settings: Settings) -> Check:
             return Check("database", "FAIL", f"{path} cannot be created: no write permission on {anc}", fix_dir)
         return Check("database", "OK", f"{path} does not exist yet; it will be created on the first run")
     if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK | os.X_OK):
-        return Check("database", "FAIL", f"{path} (or its directory) is not writable", f"fix its permissions, or {fix_dir}")
-    try:
-        from rhtui.engine.store import SCHEMA_VERSION, Store, StoreError
-    except ImportError:  # pragma: no cover - the store ships with rhtui
-        return Check("database", "WARN", f"{path} exists; the store module is not available to check it")
+        return Check("database", "FAIL", f"{path} (or its directory) is not writable",
+                     f"fix its permissions, or {fix_dir}")
+    from rhtui.engine.store import SCHEMA_VERSION, Store, StoreError
+
     before = _header_version(path)
     try:
         store = await Store.open(path)
@@ -333,15 +335,17 @@ async def database_check(settings: Settings) -> Check:
         version = await store.schema_version()
     finally:
         await store.close()
-    detail = f"{path}: writable, schema v{version} (current)" if version == SCHEMA_VERSION else f"{path}: schema v{version}"
+    current = version == SCHEMA_VERSION
+    detail = f"{path}: writable, schema v{version} (current)" if current else f"{path}: schema v{version}"
     if before is not None and before < version:
         detail += f", upgraded from v{before}"
-    return Check("database", "OK" if version == SCHEMA_VERSION else "WARN", detail)
+    return Check("database", "OK" if current else "WARN", detail)
 
 
 def _ollama_models_dir() -> Path | None:
     env = os.environ.get("OLLAMA_MODELS")
-    for p in ([Path(env)] if env else []) + [Path.home() / ".ollama" / "models", Path("/usr/share/ollama/.ollama/models")]:
+    defaults = [Path.home() / ".ollama" / "models", Path("/usr/share/ollama/.ollama/models")]
+    for p in ([Path(env)] if env else []) + defaults:
         if p.is_dir():
             return p
     return None

@@ -17,7 +17,7 @@ from rich.text import Text
 
 from rhtui.engine import events as ev
 from rhtui.engine.eventlog import format_event
-from rhtui.engine.orchestrator import Orchestrator
+from rhtui.engine.handle import EngineHandle
 from rhtui.tui.text import one_line
 
 STYLES = {"debug": "dim", "info": "", "warning": "yellow", "error": "red", "critical": "bold white on red"}
@@ -43,7 +43,7 @@ class LinePrinter:
         self.console.print(out, soft_wrap=True)
 
 
-async def run_headless(orchestrator: Orchestrator, console: Console) -> int:
+async def run_headless(orchestrator: EngineHandle, console: Console) -> int:
     """Run the session to its end; SIGINT/SIGTERM stop it gracefully (cancel, unload, flush, exit 0).
     A second signal cancels at once."""
     orchestrator.bus.subscribe(LinePrinter(console))

@@ -73,7 +73,9 @@ async def print_report(db: Path, session: str | None, fmt: str, points: int, con
     return 0
 
 
-def _print_tables(console: Console, session: str | None, stats: list[StudentStats], timeline: list[TimelinePoint]) -> None:
+def _print_tables(
+    console: Console, session: str | None, stats: list[StudentStats], timeline: list[TimelinePoint]
+) -> None:
     title = f"Per-student averages — session {session}" if session else "Per-student averages — all sessions"
     table = Table(title=title, title_justify="left")
     table.add_column("student", no_wrap=True)

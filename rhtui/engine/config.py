@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -73,14 +74,15 @@ class BudgetPolicy(_Section):
     timeout_s: float = Field(60.0, gt=0.0, le=86_400)
     """Seconds one proposal may take (load included) before it is cancelled and unloaded."""
     cooldown_s: float = Field(30.0, ge=0.0, le=3600)
-    """After an emergency, resume automatically once VRAM stayed under max_fraction this long (0: resume only by key)."""
+    """After an emergency, resume automatically once VRAM stayed under max_fraction this long
+    (0: resume only by key)."""
     ram_reserve_mb: int = Field(1024, ge=0)
     """System RAM (MB) that must stay free before a load."""
     kv_cache_mb: int = Field(320, ge=0)
     """KV-cache and runtime buffers (MB) added to a never-run student's model size to estimate its need."""
 
     @model_validator(mode="after")
-    def _emergency_above_max(self) -> "BudgetPolicy":
+    def _emergency_above_max(self) -> BudgetPolicy:
         if self.emergency_fraction <= self.max_fraction:
             raise ValueError(
                 f"emergency_fraction ({self.emergency_fraction}) must be above max_fraction ({self.max_fraction})"
@@ -192,8 +194,8 @@ class Settings(BaseSettings):
 
 
 class _OllamaHostEnv(PydanticBaseSettingsSource):
-    def get_field_value(self, field, field_name):  # pragma: no cover - unused by __call__
-        return None, field_name, False
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False  # unused: __call__ gives every value
 
     def __call__(self) -> dict[str, Any]:
         host = os.environ.get("OLLAMA_HOST")
@@ -205,8 +207,8 @@ class _TomlFile(PydanticBaseSettingsSource):
 
     data: dict[str, Any] = {}
 
-    def get_field_value(self, field, field_name):  # pragma: no cover - unused by __call__
-        return None, field_name, False
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False  # unused: __call__ gives every value
 
     def __call__(self) -> dict[str, Any]:
         return dict(type(self).data)
@@ -218,8 +220,12 @@ class ConfigError(Exception):
     exit_code = 2
 
 
-def _flatten(d: dict[str, Any], prefix: tuple = ()) -> dict[tuple, Any]:
-    out: dict[tuple, Any] = {}
+Loc = tuple[str | int, ...]
+"""Where a value sits in the settings: keys, and indices into lists (pydantic's error ``loc``)."""
+
+
+def _flatten(d: dict[str, Any], prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
+    out: dict[tuple[str, ...], Any] = {}
     for k, v in d.items():
         if isinstance(v, dict):
             out.update(_flatten(v, prefix + (k,)))
@@ -228,7 +234,7 @@ def _flatten(d: dict[str, Any], prefix: tuple = ()) -> dict[tuple, Any]:
     return out
 
 
-def _env_name(loc: tuple) -> str:
+def _env_name(loc: Loc) -> str:
     return ENV_PREFIX + "__".join(str(p) for p in loc).upper()
 
 
@@ -244,19 +250,19 @@ FLAG_NAMES = {
 }
 
 
-def _lookup(data: Any, loc: tuple) -> Any:
+def _lookup(data: Any, loc: Loc) -> Any:
     node = data
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
+        if in_dict or in_list:
             node = node[part]
         else:
             return _MISSING
     return node
 
 
-def _source_of(loc: tuple, cli: dict[str, Any], toml_data: dict[str, Any], path: Path | None) -> str:
+def _source_of(loc: Loc, cli: dict[str, Any], toml_data: dict[str, Any], path: Path | None) -> str:
     """Where the value at `loc` came from, in words (for an item of a list, the list's source)."""
     keys = (loc, loc[:1]) if any(isinstance(p, int) for p in loc) else (loc,)
     for key in keys:
@@ -331,7 +337,9 @@ def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def value_sources(settings: Settings, config_path: Path | None = None, cli: dict[str, Any] | None = None) -> dict[str, str]:
+def value_sources(
+    settings: Settings, config_path: Path | None = None, cli: dict[str, Any] | None = None
+) -> dict[str, str]:
     """For `rhtui doctor`: each leaf key and where its value came from."""
     path = config_path or (default_config_path() if default_config_path().exists() else None)
     toml_data = read_toml(path) if path else {}

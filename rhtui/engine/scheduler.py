@@ -1,7 +1,7 @@
 """The adaptive scheduler: learns what each student costs and decides who runs next.
 
 Pure and deterministic: past `RunRecord`s, candidates, a `HardwareSnapshot` and
-the session's remaining seconds in; `StudentProfile`s and `Step`s out. No I/O,
+the session's remaining seconds in; `StudentProfile`s and `RunOrSkip`s out. No I/O,
 no clock reads, no sleeping, no asyncio.
 
 Learning (`StudentProfile.from_runs`)
@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, TypeGuard
 
 from rhtui.engine.budget import BudgetGuard, vram_figures
 from rhtui.engine.config import BudgetPolicy, SessionOptions
@@ -74,7 +74,8 @@ def _mean(values: Sequence[float]) -> float | None:
     return min(max(m, min(values)), max(values))
 
 
-def _finite(x: float | None, *, positive: bool = False) -> bool:
+def _finite(x: float | None, *, positive: bool = False) -> TypeGuard[float]:
+    """`x` is a number, finite and not negative (positive, if asked)."""
     if x is None or not math.isfinite(x):
         return False
     return x > 0 if positive else x >= 0
@@ -124,7 +125,7 @@ class StudentProfile:
     @classmethod
     def from_runs(
         cls, student: str, runs: Sequence[RunRecord], window: int = PROFILE_WINDOW
-    ) -> "StudentProfile":
+    ) -> StudentProfile:
         attempted = sorted(
             (r for r in runs if r.status != "skipped"), key=lambda r: r.started_at
         )
@@ -163,7 +164,7 @@ class StudentProfile:
         )
 
 
-def stats_of(profile: "StudentProfile") -> StudentStats:
+def stats_of(profile: StudentProfile) -> StudentStats:
     """The profile as the queue and `rhtui report` show it."""
     p = profile
     return StudentStats(
@@ -217,7 +218,7 @@ class Candidate:
 
 
 @dataclass(frozen=True, slots=True)
-class Step:
+class RunOrSkip:
     """One decision of a cycle: run a student, or skip it with a reason and a kind."""
 
     student: str
@@ -230,11 +231,14 @@ class Step:
 
 
 @dataclass(frozen=True, slots=True)
-class _Est:
-    c: Candidate
-    need: float | None
+class _Estimate:
+    """What the next run of a candidate is expected to cost."""
+
+    candidate: Candidate
+    need_mb: float | None
+    """VRAM it needs (see `AdaptiveScheduler.estimate_need`); None when nothing is known."""
     seconds: float
-    known_s: bool = False
+    seconds_learned: bool = False
     """`seconds` is learned (see `StudentProfile.knows_seconds`), not the timeout assumed."""
 
 
@@ -313,15 +317,15 @@ class AdaptiveScheduler:
         snap: HardwareSnapshot,
         remaining_s: float | None,
         vram_trend_mb_per_min: float | None = None,
-    ) -> Step | None:
+    ) -> RunOrSkip | None:
         """The next decision of this cycle, or None when every enabled student is done."""
         by_name = {c.name: c for c in reversed(candidates)}  # first occurrence wins
         pending = [n for n in self.order(candidates, profiles) if n not in done]
         if not pending:
             return None
         ests = [
-            _Est(by_name[n], self.estimate_need(by_name[n], profiles.get(n)),
-                 self.estimate_seconds(by_name[n], profiles.get(n)), self.knows_seconds(profiles.get(n)))
+            _Estimate(by_name[n], self.estimate_need(by_name[n], profiles.get(n)),
+                      self.estimate_seconds(by_name[n], profiles.get(n)), self.knows_seconds(profiles.get(n)))
             for n in pending
         ]
         vram_known = vram_figures(snap) is not None
@@ -334,21 +338,19 @@ class AdaptiveScheduler:
             and math.isfinite(trend)
             and trend > self.trend_threshold_mb_per_min
         ):
-            largest_first = sorted(
-                (e for e in ests if e.need is not None), key=lambda e: (-e.need, e.c.name)
-            )
-            for e in largest_first:
+            sized = [(e.need_mb, e) for e in ests if e.need_mb is not None]
+            for _need, e in sorted(sized, key=lambda pair: (-pair[0], pair[1].candidate.name)):  # largest first
                 if self._time_skip(e, remaining_s) is not None:
                     continue  # the time rule comes first, in its turn
-                step = self._trend_skip(e, snap, trend)
-                if step is not None:
-                    return step
+                skip = self._trend_skip(e, snap, trend)
+                if skip is not None:
+                    return skip
         return self._decide(ests[0], snap, remaining_s, vram_known)
 
-    def _decide(self, e: _Est, snap: HardwareSnapshot, remaining_s: float | None, vram_known: bool) -> Step:
-        name = e.c.name
-        if e.need is None and vram_known:
-            return Step(
+    def _decide(self, e: _Estimate, snap: HardwareSnapshot, remaining_s: float | None, vram_known: bool) -> RunOrSkip:
+        name = e.candidate.name
+        if e.need_mb is None and vram_known:
+            return RunOrSkip(
                 name, "skip", None, e.seconds,
                 f"{name} has no VRAM estimate: it never ran with VRAM measured and "
                 "Ollama reports no model size",
@@ -357,49 +359,51 @@ class AdaptiveScheduler:
         time_skip = self._time_skip(e, remaining_s)
         if time_skip is not None:
             return time_skip
-        if e.need is None:
+        if e.need_mb is None:
             d = self.guard.admit(0.0, snap)  # still applies the RAM rule
             if not d.ok:
-                return Step(name, "skip", None, e.seconds, d.reason, "budget")
-            return Step(
+                return RunOrSkip(name, "skip", None, e.seconds, d.reason, "budget")
+            return RunOrSkip(
                 name, "run", None, e.seconds,
                 "VRAM is not measured and no estimate exists: admitted on Ollama's own checks",
             )
-        d = self.guard.admit(e.need, snap)
+        d = self.guard.admit(e.need_mb, snap)
         if not d.ok:
-            return Step(name, "skip", e.need, e.seconds, d.reason, "budget")
-        return Step(name, "run", e.need, e.seconds, d.reason)
+            return RunOrSkip(name, "skip", e.need_mb, e.seconds, d.reason, "budget")
+        return RunOrSkip(name, "run", e.need_mb, e.seconds, d.reason)
 
-    def _time_skip(self, e: _Est, remaining_s: float | None) -> Step | None:
+    def _time_skip(self, e: _Estimate, remaining_s: float | None) -> RunOrSkip | None:
         """Skip "time" when the learned time does not fit in what is left, or nothing is left.
         A student whose time is not learned is never skipped on the assumed timeout."""
         if not self.options.skip_slowest_when_short or remaining_s is None:
             return None
         if not (remaining_s > 0):  # also NaN: no time left at all, whatever the student needs
-            return Step(e.c.name, "skip", e.need, e.seconds, "no time left in the session", "time")
-        if not e.known_s or e.seconds <= remaining_s:
+            return RunOrSkip(e.candidate.name, "skip", e.need_mb, e.seconds, "no time left in the session", "time")
+        if not e.seconds_learned or e.seconds <= remaining_s:
             return None
         left = remaining_s
-        return Step(
-            e.c.name, "skip", e.need, e.seconds,
+        return RunOrSkip(
+            e.candidate.name, "skip", e.need_mb, e.seconds,
             f"needs ~{e.seconds:.1f} s, {left:.1f} s of the session left",
             "time",
         )
 
-    def _trend_skip(self, e: _Est, snap: HardwareSnapshot, trend: float) -> Step | None:
+    def _trend_skip(self, e: _Estimate, snap: HardwareSnapshot, trend: float) -> RunOrSkip | None:
         """Skip `e` if it fits now but would not by the end of its expected run."""
-        assert e.need is not None
-        if not self.guard.admit(e.need, snap).ok:
+        assert e.need_mb is not None
+        if not self.guard.admit(e.need_mb, snap).ok:
             return None  # does not fit now: the budget rule says so in its turn
-        total, used = vram_figures(snap)  # type: ignore[misc]
+        figures = vram_figures(snap)
+        assert figures is not None  # the trend rule runs only when VRAM is measured
+        total, used = figures
         growth = trend * e.seconds / 60.0
         projected = replace(snap, vram_used_mb=min(total, used + growth))
-        d = self.guard.admit(e.need, projected)
+        d = self.guard.admit(e.need_mb, projected)
         if d.ok:
             return None
-        return Step(
-            e.c.name, "skip", e.need, e.seconds,
-            f"VRAM trending up +{trend:.0f} MB/min: {e.c.name} ({e.need:.0f} MB) would not fit "
+        return RunOrSkip(
+            e.candidate.name, "skip", e.need_mb, e.seconds,
+            f"VRAM trending up +{trend:.0f} MB/min: {e.candidate.name} ({e.need_mb:.0f} MB) would not fit "
             f"by the end of its run (~{e.seconds:.1f} s, +{growth:.0f} MB: {d.reason})",
             "trend",
         )

@@ -37,7 +37,7 @@ _WHERE = {
     "FaultPlan": "faults",
     "Generation": "generation",
     "LogEntry": "world",
-    "Runner": "world",
+    "Runner": "placement",
     "Scenario": "scenario",
     "ScenarioError": "scenario",
     "SimError": "errors",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +11,8 @@ from .catalog import SimModel
 from .faults import FaultPlan
 
 if TYPE_CHECKING:
-    from .world import Runner, SimWorld
+    from .placement import Runner
+    from .world import SimWorld
 
 __all__ = ["PROMPT_SPEEDUP", "Generation"]
 
@@ -46,7 +47,7 @@ class Generation:
     total_s: float = 0.0
     _sid: int | None = None
 
-    async def __aenter__(self) -> "Generation":
+    async def __aenter__(self) -> Generation:
         w = self.world
         self.t_start = w.elapsed()
         num_ctx = int(self.options.get("num_ctx", self.model.num_ctx))
@@ -78,7 +79,7 @@ class Generation:
         system = self.system if self.system is not None else self.model.system
         return math.ceil(len(system) / 4) + math.ceil(len(self.prompt) / 4) + 8
 
-    async def stream(self, chunk_real_s: float = 0.05) -> AsyncIterator[str]:
+    async def stream(self, chunk_real_s: float = 0.05) -> AsyncGenerator[str, None]:
         """Yield the response text in batches, at most one batch per `chunk_real_s` of real time."""
         w, r = self.world, self.runner
         if r is None:

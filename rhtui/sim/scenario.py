@@ -18,8 +18,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from rhtui.engine.config import BudgetPolicy
+
 __all__ = [
-    "BudgetSpec",
     "CpuSpec",
     "DiskSpec",
     "DownWindow",
@@ -63,7 +64,7 @@ class GpuSpec(_Strict):
     max_power_w: float = Field(220.0, gt=0)
 
     @model_validator(mode="after")
-    def _check(self) -> "GpuSpec":
+    def _check(self) -> GpuSpec:
         if self.baseline_used_mb >= self.total_mb:
             raise ValueError("gpu.baseline_used_mb must be less than gpu.total_mb")
         if self.idle_power_w > self.max_power_w:
@@ -98,19 +99,6 @@ class OllamaSpec(_Strict):
     """What GET /api/version reports."""
 
 
-class BudgetSpec(_Strict):
-    reserve_mb: float = Field(1024.0, ge=0)
-    max_fraction: float = Field(0.90, gt=0, le=1)
-    emergency_fraction: float = Field(0.95, gt=0, le=1)
-    timeout_s: float = Field(60.0, gt=0)
-
-    @model_validator(mode="after")
-    def _check(self) -> "BudgetSpec":
-        if self.emergency_fraction < self.max_fraction:
-            raise ValueError("budget.emergency_fraction must be >= budget.max_fraction")
-        return self
-
-
 class HostSpec(_Strict):
     """The machine around the card (not in the bundled files; defaults: a 32 GB desktop)."""
 
@@ -129,7 +117,7 @@ class ScenarioStudent(_Strict):
     prompt_tokens: int = Field(400, ge=0)
 
     @model_validator(mode="after")
-    def _check(self) -> "ScenarioStudent":
+    def _check(self) -> ScenarioStudent:
         if self.resident_mb < self.weights_mb:
             raise ValueError(f"student {self.name}: resident_mb must be >= weights_mb")
         return self
@@ -166,14 +154,15 @@ class Scenario(_Strict):
     pcie: PcieSpec = PcieSpec()
     disk: DiskSpec = DiskSpec()
     ollama: OllamaSpec = OllamaSpec()
-    budget: BudgetSpec = BudgetSpec()
+    budget: BudgetPolicy = Field(default_factory=BudgetPolicy)
+    """The safety rules the scenario was measured under (the engine's own type, validated alike)."""
     host: HostSpec = HostSpec()
     students: tuple[ScenarioStudent, ...] = Field(min_length=1)
     external: tuple[ExternalLoad, ...] = ()
     faults: FaultSpec = FaultSpec()
 
     @model_validator(mode="after")
-    def _unique(self) -> "Scenario":
+    def _unique(self) -> Scenario:
         names = [s.name for s in self.students]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:

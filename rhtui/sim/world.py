@@ -1,23 +1,16 @@
 """The simulated world: one GPU, its host, and an Ollama server's model store and runners.
 
 All arithmetic is in simulated seconds of the given clock (`rhtui.engine.clock`), measured
-from the moment the world was made (``world.elapsed()``). The world follows Ollama's rules:
+from the moment the world was made (``world.elapsed()``). `SimWorld` holds the state (runners,
+memory, other processes' VRAM, faults) and moves it through time; where a model goes and which
+runner makes room for it follow Ollama's scheduler, imitated in `rhtui.sim.placement`. Besides:
 
 - a model loads in ``weights_mb / 1000 / disk.read_gbps + disk.load_init_s`` seconds;
-- at most ``ollama.max_loaded_models`` runners are resident; to make room (count or VRAM) a
-  runner is picked as Ollama's ``findRunnerToUnload`` (server/sched.go) picks it: runners sorted
-  by session duration (keep_alive), shortest first (forever last), ties by model path; the first
-  *idle* one goes; when none is idle, the first (busy) one is told to unload when its requests
-  finish and the request waits for an unload (see `_unload_order`);
-- a runner holds weights + KV cache for ``num_ctx x num_parallel`` tokens (Ollama gives each of
-  its ``OLLAMA_NUM_PARALLEL`` slots a full context); num_parallel comes from the scenario
-  (``[ollama] num_parallel``, default 1 like current Ollama) unless ``OLLAMA_NUM_PARALLEL`` is
-  set in this process's environment; a student's measured ``resident_mb`` is for one slot;
-- keep_alive: default ``ollama.keep_alive_s``; a request may pass seconds, a duration string
-  ("5m", "30s", "1h30m"), 0 (unload right after the request) or a negative value (forever);
-- a model that does not fit even with nothing else loaded is partly offloaded to the CPU
-  (whole layers on the GPU, the rest in system RAM) and decodes much slower; if system RAM
-  cannot hold the rest, the load fails with Ollama's out-of-memory text;
+- num_parallel comes from the scenario (``[ollama] num_parallel``, default 1 like current
+  Ollama) unless ``OLLAMA_NUM_PARALLEL`` is set in this process's environment; a student's
+  measured ``resident_mb`` is for one slot;
+- keep_alive: default ``ollama.keep_alive_s``; a request may pass its own (see
+  `rhtui.sim.placement.parse_keep_alive`);
 - decode is memory-bound: one stream runs at ``bandwidth * decode_efficiency / weights``
   tokens/s; 2+ concurrent streams share ``concurrent_gain`` x one stream's rate; a load in
   progress takes ``pcie.gbps`` of the bandwidth; prompt evaluation runs 20x faster.
@@ -31,12 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import math
-import os
 import random
-import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -44,26 +33,28 @@ from rhtui.engine.clock import Clock
 
 from .catalog import SimModel, full_name, normalize_parameters
 from .errors import SimError
-from .faults import FAULT_KINDS, FaultBook, FaultPlan
+from .faults import FaultBook, FaultPlan
 from .generation import Generation
+from .placement import (
+    FOREVER,
+    RUNNER_RAM_MB,
+    Freeing,
+    Placement,
+    Runner,
+    WaitForUnload,
+    eviction_detail,
+    is_idle,
+    num_parallel_from_env,
+    parse_keep_alive,
+    place,
+)
 from .scenario import Scenario
 from .store import ModelStore
 from .text import proposal_tokens
 
-__all__ = ["FAULT_KINDS", "NUM_PARALLEL_ENV", "FaultPlan", "Generation", "LogEntry", "Runner", "SimError",
-           "SimWorld", "num_parallel_from_env", "parse_keep_alive"]
-
-log = logging.getLogger(__name__)
-
-N_LAYERS = 33
-GRAPH_MB = 300.0
-"""Compute-graph memory that must stay on the GPU for any layer to be offloaded there."""
-RUNNER_RAM_MB = 250.0
-"""Host RAM of one runner process besides offloaded layers."""
-_FOREVER = math.inf
-_DURATION_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-NUM_PARALLEL_ENV = "OLLAMA_NUM_PARALLEL"
+# FaultPlan, Generation and SimError are part of this module's API: the world's methods take and
+# give them (their homes are rhtui.sim.faults, .generation and .errors).
+__all__ = ["FaultPlan", "Generation", "LogEntry", "SimError", "SimWorld"]
 
 
 class LogEntry(NamedTuple):
@@ -75,89 +66,6 @@ class LogEntry(NamedTuple):
     """load | unload | evict | expire | offload | oom"""
     model: str
     detail: str
-
-
-def parse_keep_alive(value: Any, default_s: float) -> float:
-    """Ollama's keep_alive in seconds (``math.inf`` = forever). SimError(400) when invalid.
-
-    None = the default; a number = seconds; a string = a number of seconds or a Go duration
-    ("5m", "30s", "1h30m"); 0 = unload after the request; negative = forever."""
-    if value is None or value == "":
-        return _FOREVER if default_s < 0 else float(default_s)
-    if isinstance(value, bool):
-        raise SimError(400, f"invalid keep_alive {value!r}")
-    if isinstance(value, int | float):
-        return _FOREVER if value < 0 else float(value)
-    text = str(value).strip()
-    try:
-        f = float(text)
-        return _FOREVER if f < 0 else f
-    except ValueError:
-        pass
-    sign = -1.0 if text.startswith("-") else 1.0
-    body = text.lstrip("+-")
-    parts = _DURATION_RE.findall(body)
-    if not parts or "".join(n + u for n, u in parts) != body:
-        raise SimError(400, f'time: invalid duration "{text}"')
-    seconds = sum(float(n) * _UNITS[u] for n, u in parts) * sign
-    return _FOREVER if seconds < 0 else seconds
-
-
-def num_parallel_from_env(default: int, environ: Mapping[str, str] | None = None) -> int:
-    """Parallel slots per runner: ``OLLAMA_NUM_PARALLEL`` when set, else `default`.
-
-    Read like Ollama's envconfig (``Uint("OLLAMA_NUM_PARALLEL", 1)``: spaces and quotes trimmed,
-    an unparsable value warned about and replaced by the default) and clamped to at least 1 as
-    server/sched.go's ``load`` does (``max(int(envconfig.NumParallel()), 1)``)."""
-    env = os.environ if environ is None else environ
-    text = env.get(NUM_PARALLEL_ENV, "").strip().strip("\"'")
-    if not text:
-        return max(1, int(default))
-    if not (text.isascii() and text.isdigit()):
-        log.warning("invalid environment variable, using default: %s=%r, default %d",
-                    NUM_PARALLEL_ENV, text, default)
-        return max(1, int(default))
-    return max(1, int(text))
-
-
-@dataclass(eq=False)
-class Runner:
-    """A loaded model (an ``ollama runner`` process). Times are elapsed simulated seconds."""
-
-    name: str
-    digest: str
-    num_ctx: int
-    weights_mb: float
-    size_mb: float
-    """Resident memory, GPU + CPU (what /api/ps calls size)."""
-    gpu_mb: float
-    """The part on the GPU (/api/ps size_vram)."""
-    pid: int
-    loaded_at: float
-    """When the load started (memory is held from then)."""
-    ready_at: float
-    last_used: float
-    keep_alive: float
-    active: int = 0
-    expires_at: float | None = None
-    """None while busy or kept forever."""
-    granted_at: float = 0.0
-    """When the latest request was handed this runner (for its load_duration)."""
-    unload_when_idle: str | None = None
-    """Set when an unload was asked for while busy (the reason); it happens at release."""
-    model_path: str = ""
-    """The weights' blob path (Ollama's runnerRef.modelPath): the tie-break of the eviction order."""
-    evict_for: str | None = None
-    """Set when this busy runner was picked to make room (the model waiting); evicted at release.
-    A request that joins it meanwhile does not cancel this (in Ollama, one passing keep_alive would)."""
-
-    @property
-    def cpu_mb(self) -> float:
-        return self.size_mb - self.gpu_mb
-
-    @property
-    def gpu_fraction(self) -> float:
-        return self.gpu_mb / self.size_mb if self.size_mb else 1.0
 
 
 @dataclass
@@ -172,13 +80,6 @@ class _External:
 class _Stream:
     runner: Runner
     phase: str = "prompt"
-
-
-class _Wait(NamedTuple):
-    """No room yet: evict `victims` (idle) now, then wait until the busy `runner` is unloaded."""
-
-    victims: list[Runner]
-    runner: Runner
 
 
 class SimWorld:
@@ -208,7 +109,7 @@ class SimWorld:
         self.fault_book = FaultBook(scenario, seed)
         self.fault_book.enabled = faults_enabled
         self._runners: dict[str, Runner] = {}
-        self._freeing: list[tuple[float, float, float]] = []  # (gpu_mb, cpu_mb, until)
+        self._freeing: list[Freeing] = []  # memory of unloaded runners still shutting down
         self._external = [_External(e.at_s, e.at_s + e.for_s, e.mb, scenario=True) for e in scenario.external]
         self.streams: dict[int, _Stream] = {}
         self._next_id = 1
@@ -261,7 +162,7 @@ class SimWorld:
         for r in sorted(self._runners.values(), key=lambda r: r.expires_at or 0.0):
             if r.active == 0 and r.expires_at is not None and r.expires_at <= now:
                 self._unload(r, r.expires_at, "expire", "keep_alive elapsed")
-        self._freeing = [f for f in self._freeing if f[2] > now]
+        self._freeing = [f for f in self._freeing if f.until > now]
 
     # -- models (the store) -------------------------------------------------------------------
 
@@ -330,7 +231,7 @@ class SimWorld:
     def add_external(self, mb: float, for_s: float | None = None, *, at_s: float | None = None) -> None:
         """Another process takes `mb` of VRAM from now (or `at_s`) for `for_s` (None = until cleared)."""
         start = self.elapsed() if at_s is None else at_s
-        self._external.append(_External(start, _FOREVER if for_s is None else start + for_s, mb))
+        self._external.append(_External(start, FOREVER if for_s is None else start + for_s, mb))
         self._signal()
 
     def clear_external(self, *, include_scenario: bool = False) -> None:
@@ -354,7 +255,7 @@ class SimWorld:
         self.tick()
         now = self.elapsed()
         held = sum(r.gpu_mb for r in self._runners.values() if r.loaded_at <= now)
-        return held + sum(f[0] for f in self._freeing)
+        return held + sum(f.gpu_mb for f in self._freeing)
 
     def vram_used_mb(self) -> float:
         """What NVML would report as used: never more than the card has."""
@@ -364,7 +265,7 @@ class SimWorld:
     def ram_used_mb(self) -> float:
         self.tick()
         host = self.scenario.host
-        cpu = sum(r.cpu_mb + RUNNER_RAM_MB for r in self._runners.values()) + sum(f[1] for f in self._freeing)
+        cpu = sum(r.cpu_mb + RUNNER_RAM_MB for r in self._runners.values()) + sum(f.ram_mb for f in self._freeing)
         return min(host.ram_total_mb, host.os_used_mb + cpu)
 
     def runners(self) -> list[Runner]:
@@ -388,22 +289,18 @@ class SimWorld:
         d = self.scenario.disk
         return model.weights_mb / 1000.0 / d.read_gbps + d.load_init_s
 
-    # -- scheduling ---------------------------------------------------------------------------
+    # -- runners (where they go: rhtui.sim.placement) ---------------------------------------
 
     def _unload(self, r: Runner, ts: float, action: str, detail: str) -> None:
         if self._runners.get(r.name) is r:
             del self._runners[r.name]
-        self._freeing.append((r.gpu_mb, r.cpu_mb + RUNNER_RAM_MB, ts + self.scenario.disk.unload_s))
+        self._freeing.append(Freeing(r.gpu_mb, r.cpu_mb + RUNNER_RAM_MB, ts + self.scenario.disk.unload_s))
         self._unloads += 1
         self._log(ts, action, r.name, detail)
         self._signal()
 
     def _evict(self, r: Runner, ts: float, for_model: str, *, busy: bool = False) -> None:
-        if busy:
-            why = "busy when picked, unloaded once idle"
-        else:
-            why = "idle, " + ("keep_alive forever" if math.isinf(r.keep_alive) else f"keep_alive {r.keep_alive:g} s")
-        self._unload(r, ts, "evict", f"to make room for {for_model} (findRunnerToUnload: {why})")
+        self._unload(r, ts, "evict", eviction_detail(r, for_model, busy=busy))
 
     def resident_mb(self, model: SimModel, num_ctx: int) -> float:
         """Memory of a runner of `model` at `num_ctx`: weights + a KV cache of
@@ -412,69 +309,15 @@ class SimWorld:
         numParallel`` in llm/server.go)."""
         return model.resident_at(num_ctx * self.num_parallel)
 
-    def _is_idle(self, r: Runner, now: float) -> bool:
-        """Ollama's refCount 0. A loading runner holds its request's reference (and its lock)
-        until the load ends, so it is never idle before it is ready."""
-        return r.active == 0 and r.ready_at <= now
-
-    def _unload_order(self, runners: list[Runner], now: float) -> list[Runner]:
-        """The order in which runners are picked to make room, as in Ollama's
-        ``Scheduler.findRunnerToUnload`` (server/sched.go).
-
-        There, the loaded runners are sorted by ``ByDurationAndName``: session duration
-        (keep_alive) ascending, compared as uint64 so that a negative duration (forever) sorts
-        last, ties broken by the model path in lexical order; the first runner with refCount 0
-        (idle) is unloaded; when none is idle, the first one in that order (busy) gets its session
-        duration set to 0, so it unloads as soon as its requests finish, and the request waits
-        for an unload. The scheduler picks one runner at a time and looks again after each
-        unload, so the picks are every idle runner in that order, then the first busy one.
-        (Here every negative keep_alive is "forever"; the name breaks what is left of a tie.)"""
-        ordered = sorted(runners, key=lambda r: (r.keep_alive, r.model_path, r.name))
-        idle = [r for r in ordered if self._is_idle(r, now)]
-        return idle + [r for r in ordered if not self._is_idle(r, now)]
-
-    def _place(self, model: SimModel, need: float) -> tuple[list[Runner], float, float] | _Wait | str:
-        """Room for a new runner: (victims, gpu_mb, extra wait); _Wait = evict, then wait for a
-        busy runner; str = OOM text."""
-        now = self.elapsed()
-        gpu = self.scenario.gpu
-        others = list(self._runners.values())
-        freeing = sum(f[0] for f in self._freeing)
-        free = gpu.total_mb - gpu.baseline_used_mb - self.external_mb() - sum(r.gpu_mb for r in others) - freeing
-        order = self._unload_order(others, now)
-        victims: list[Runner] = []
-        limit = self.scenario.ollama.max_loaded_models
-        # Memory of runners still shutting down counts as room: Ollama looks again only once an
-        # unload has completed, so nothing more is evicted for it (the load below waits for it).
-        while len(others) - len(victims) >= limit or need > free + freeing + sum(v.gpu_mb for v in victims):
-            if len(victims) == len(order):
-                break
-            pick = order[len(victims)]
-            if not self._is_idle(pick, now):
-                return _Wait(victims, pick)
-            victims.append(pick)
-        avail = free + sum(v.gpu_mb for v in victims)
-        # Memory of a runner that is still shutting down is not free yet: wait for it if it helps.
-        wait = self.scenario.disk.unload_s if victims else 0.0
-        if need <= avail:
-            return victims, need, wait
-        if freeing > 0:
-            wait = max([wait] + [f[2] - now for f in self._freeing if f[0] > 0])
-            avail += freeing
-            if need <= avail:
-                return victims, need, wait
-        per_layer = need / N_LAYERS
-        layers = int(max(0.0, avail - GRAPH_MB) // per_layer)
-        gpu_mb = layers * per_layer if layers > 0 else 0.0
-        host = self.scenario.host
-        ram_free = host.ram_total_mb - self.ram_used_mb()
-        cpu_need = need - gpu_mb + RUNNER_RAM_MB
-        if cpu_need > ram_free:
-            return (
-                f"model requires more system memory ({cpu_need / 1024:.1f} GiB) than is available "
-                f"({max(0.0, ram_free) / 1024:.1f} GiB)"
-            )
-        return victims, gpu_mb, wait
+    def _place(self, need: float) -> Placement | WaitForUnload | str:
+        """Room for a new runner of `need` MB now (see `rhtui.sim.placement.place`)."""
+        gpu, host = self.scenario.gpu, self.scenario.host
+        return place(
+            need, list(self._runners.values()), now=self.elapsed(),
+            card_free_mb=gpu.total_mb - gpu.baseline_used_mb - self.external_mb(), freeing=self._freeing,
+            max_loaded=self.scenario.ollama.max_loaded_models, unload_s=self.scenario.disk.unload_s,
+            ram_free_mb=lambda: host.ram_total_mb - self.ram_used_mb(),
+        )
 
     async def acquire(self, model: SimModel, num_ctx: int, keep_alive: float, plan: FaultPlan) -> Runner:
         """A ready runner for `model`, loading it (and evicting others) when needed."""
@@ -509,11 +352,11 @@ class SimWorld:
                 self._log(now, "oom", model.name, plan.oom)
                 raise SimError(500, plan.oom)
             need = self.resident_mb(model, num_ctx)
-            placed = self._place(model, need)
+            placed = self._place(need)
             if isinstance(placed, str):
                 self._log(now, "oom", model.name, placed)
                 raise SimError(500, placed)
-            if isinstance(placed, _Wait):
+            if isinstance(placed, WaitForUnload):
                 for v in placed.victims:
                     self._evict(v, now, model.name)
                 busy = placed.runner
@@ -524,7 +367,7 @@ class SimWorld:
                     await self.wait_changed()
                     self.tick()
                     now = self.elapsed()
-                    if self._runners.get(busy.name) is busy and self._is_idle(busy, now):
+                    if self._runners.get(busy.name) is busy and is_idle(busy, now):
                         # idle without a release: a load whose request was cancelled has ended
                         self._evict(busy, max(now, busy.ready_at), busy.evict_for or model.name, busy=True)
                 continue
@@ -581,7 +424,7 @@ class SimWorld:
         """Elapsed time at which `r` expires (``inf`` = never); planned value while busy."""
         if r.expires_at is not None:
             return r.expires_at
-        return _FOREVER if math.isinf(r.keep_alive) else max(self.elapsed(), r.ready_at) + r.keep_alive
+        return FOREVER if math.isinf(r.keep_alive) else max(self.elapsed(), r.ready_at) + r.keep_alive
 
     async def unload(self, name: str) -> None:
         """keep_alive 0 with an empty prompt: unload now (after running requests finish)."""
@@ -598,22 +441,23 @@ class SimWorld:
         for r in list(self._runners.values()):
             self._unload(r, self.elapsed(), "unload", detail)
 
-    def keep_alive_s(self, value: Any) -> float:
+    def keep_alive_s(self, value: object) -> float:
         return parse_keep_alive(value, self.scenario.ollama.keep_alive_s)
 
-    async def load(self, name: str, options: dict[str, Any] | None = None, keep_alive: Any = None,
+    async def load(self, name: str, options: dict[str, Any] | None = None, keep_alive: object = None,
                    faults: FaultPlan | None = None) -> float:
         """Load `name` (an empty-prompt generate); returns the simulated seconds it took."""
         m = self.model(name)
         ka = self.keep_alive_s(keep_alive)
-        opts = self._options(options)
+        opts = self._request_options(options)
         t0 = self.elapsed()
         r = await self.acquire(m, int(opts.get("num_ctx", m.num_ctx)), ka, faults or FaultPlan())
         self.release(r, ka)
         return self.elapsed() - t0
 
     @staticmethod
-    def _options(options: dict[str, Any] | None) -> dict[str, Any]:
+    def _request_options(options: dict[str, Any] | None) -> dict[str, Any]:
+        """A request's options, normalised as Ollama reads them; SimError(400) when one is invalid."""
         try:
             return normalize_parameters(dict(options or {}))
         except ValueError as exc:
@@ -685,11 +529,11 @@ class SimWorld:
     # -- generation ---------------------------------------------------------------------------
 
     def generation(self, name: str, prompt: str, *, system: str | None = None,
-                   options: dict[str, Any] | None = None, keep_alive: Any = None,
+                   options: dict[str, Any] | None = None, keep_alive: object = None,
                    faults: FaultPlan | None = None) -> Generation:
         """One generate request; ``async with world.generation(...) as g: async for t in g.stream()``."""
         m = self.model(name)
-        return Generation(self, m, prompt, system, self._options(options), self.keep_alive_s(keep_alive),
+        return Generation(self, m, prompt, system, self._request_options(options), self.keep_alive_s(keep_alive),
                           faults or FaultPlan())
 
     def plan_tokens(self, m: SimModel, options: dict[str, Any]) -> tuple[list[str], str]:

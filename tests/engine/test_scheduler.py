@@ -16,12 +16,12 @@ from hypothesis import strategies as st
 from rhtui.engine.budget import BudgetGuard
 from rhtui.engine.config import BudgetPolicy, SessionOptions
 from rhtui.engine.hardware import HardwareSnapshot
-from rhtui.engine.records import RUN_STATUSES, RunRecord
+from rhtui.engine.records import RUN_STATUSES, RunRecord, RunStatus
 from rhtui.engine.scheduler import (
     PROFILE_WINDOW,
     AdaptiveScheduler,
     Candidate,
-    Step,
+    RunOrSkip,
     StudentProfile,
     p95_nearest_rank,
     profiles_from_history,
@@ -43,7 +43,7 @@ def snap(used: float | None = BASELINE, total: float | None = TOTAL) -> Hardware
 def rec(
     student: str,
     i: int,
-    status: str = "ok",
+    status: RunStatus = "ok",
     vram: float | None = None,
     secs: float | None = None,
     tokens: int | None = None,
@@ -60,6 +60,12 @@ def rec(
     )
 
 
+def decided(step: RunOrSkip | None) -> RunOrSkip:
+    """What plan() decided (it decides while an enabled student is left)."""
+    assert step is not None
+    return step
+
+
 def ref_profiles(n: int = 5) -> dict[str, StudentProfile]:
     return profiles_from_history({name: [rec(name, i) for i in range(n)] for name in NAMES})
 
@@ -72,9 +78,9 @@ def scheduler(budget: BudgetPolicy | None = None, **opts) -> AdaptiveScheduler:
     return AdaptiveScheduler(budget or BudgetPolicy(), SessionOptions(**opts))
 
 
-def cycle(s: AdaptiveScheduler, cands, profiles, hw, remaining=None, trend=None) -> list[Step]:
+def cycle(s: AdaptiveScheduler, cands, profiles, hw, remaining=None, trend=None) -> list[RunOrSkip]:
     done: list[str] = []
-    steps: list[Step] = []
+    steps: list[RunOrSkip] = []
     while (step := s.plan(cands, profiles, done, hw, remaining, trend)) is not None:
         steps.append(step)
         done.append(step.student)
@@ -227,21 +233,21 @@ def test_disabled_students_are_never_returned():
 
 def test_unknown_need_is_skipped_when_vram_is_measured():
     cands = [Candidate("rh-new", "rh-new")]
-    step = scheduler().plan(cands, {}, (), snap(), None)
+    step = decided(scheduler().plan(cands, {}, (), snap(), None))
     assert step.action == "skip" and step.kind == "unknown"
     assert "rh-new" in step.reason and step.need_mb is None
 
 
 def test_unknown_need_runs_when_vram_is_not_measured():
     cands = [Candidate("rh-new", "rh-new")]
-    step = scheduler().plan(cands, {}, (), snap(None, None), None)
+    step = decided(scheduler().plan(cands, {}, (), snap(None, None), None))
     assert step.action == "run" and step.need_mb is None
     assert "Ollama" in step.reason
 
 
 def test_never_run_student_is_planned_from_its_size():
     cands = [Candidate("rh-zeta", "rh-zeta", size_mb=4692)]
-    step = scheduler().plan(cands, {}, (), snap(), None)
+    step = decided(scheduler().plan(cands, {}, (), snap(), None))
     assert step.action == "run" and step.need_mb == 5012
     assert step.expected_s == 60.0
 
@@ -254,9 +260,10 @@ def test_time_budget_skips_the_slowest():
 
 
 def test_time_skip_reason_has_the_numbers():
-    step = scheduler().plan(candidates(), ref_profiles(), NAMES[:5], snap(), 20.0)
-    assert step == Step("rh-zeta", "skip", 5012.0, pytest.approx(38.9),
-                        "needs ~38.9 s, 20.0 s of the session left", "time")
+    step = decided(scheduler().plan(candidates(), ref_profiles(), NAMES[:5], snap(), 20.0))
+    assert step == RunOrSkip("rh-zeta", "skip", 5012.0, step.expected_s,
+                             "needs ~38.9 s, 20.0 s of the session left", "time")
+    assert step.expected_s == pytest.approx(38.9)
 
 
 def test_never_run_students_are_not_skipped_for_time_on_the_assumed_timeout():
@@ -275,7 +282,7 @@ def test_failures_other_than_timeouts_teach_no_time():
     runs = [rec("rh-beta", 0, "error"), rec("rh-beta", 1, "aborted"), rec("rh-beta", 2, "emergency")]
     p = StudentProfile.from_runs("rh-beta", runs)
     assert p.runs == 3 and not p.knows_seconds and p.timeouts == 0
-    step = s.plan([Candidate("rh-beta", "rh-beta", size_mb=4000)], {"rh-beta": p}, (), snap(), 10.0)
+    step = decided(s.plan([Candidate("rh-beta", "rh-beta", size_mb=4000)], {"rh-beta": p}, (), snap(), 10.0))
     assert step.action == "run"
 
 
@@ -283,7 +290,7 @@ def test_a_timeout_is_evidence_the_student_needs_the_whole_timeout():
     s = scheduler()
     p = StudentProfile.from_runs("rh-beta", [rec("rh-beta", 0, "timeout")])
     assert p.knows_seconds and p.timeouts == 1
-    step = s.plan([Candidate("rh-beta", "rh-beta", size_mb=4000)], {"rh-beta": p}, (), snap(), 59.0)
+    step = decided(s.plan([Candidate("rh-beta", "rh-beta", size_mb=4000)], {"rh-beta": p}, (), snap(), 59.0))
     assert (step.action, step.kind, step.reason) == ("skip", "time", "needs ~60.0 s, 59.0 s of the session left")
 
 
@@ -302,7 +309,7 @@ def test_with_no_time_left_everyone_is_skipped_for_time():
     for profiles in ({}, ref_profiles()):
         steps = cycle(scheduler(), cands, profiles, snap(), remaining=0.0)
         assert all(st.action == "skip" and st.kind == "time" for st in steps)
-    step = scheduler().plan(cands, {}, (), snap(), 0.0)
+    step = decided(scheduler().plan(cands, {}, (), snap(), 0.0))
     assert step.reason == "no time left in the session"
 
 
@@ -326,23 +333,24 @@ def test_trend_skips_the_largest_first():
 
 
 def test_trend_skip_reason():
-    step = scheduler().plan(candidates(), ref_profiles(), (), snap(5900), None, 450.0)
+    step = decided(scheduler().plan(candidates(), ref_profiles(), (), snap(5900), None, 450.0))
     assert step.student == "rh-zeta" and step.kind == "trend"
     assert step.reason.startswith(
         "VRAM trending up +450 MB/min: rh-zeta (5012 MB) would not fit by the end of its run"
     )
-    nxt = scheduler().plan(candidates(), ref_profiles(), ("rh-zeta",), snap(5900), None, 450.0)
+    nxt = decided(scheduler().plan(candidates(), ref_profiles(), ("rh-zeta",), snap(5900), None, 450.0))
     assert nxt.student == "rh-alpha" and nxt.action == "run"
 
 
 @pytest.mark.parametrize("trend", [None, 90.0, -500.0])
 def test_no_trend_skip_below_the_threshold(trend):
-    step = scheduler().plan(candidates(), ref_profiles(), (), snap(5900), None, trend)
+    step = decided(scheduler().plan(candidates(), ref_profiles(), (), snap(5900), None, trend))
     assert step.student == "rh-alpha" and step.action == "run"
 
 
 def test_trend_rule_can_be_turned_off():
-    step = scheduler(skip_largest_on_trend=False).plan(candidates(), ref_profiles(), (), snap(5900), None, 450.0)
+    s = scheduler(skip_largest_on_trend=False)
+    step = decided(s.plan(candidates(), ref_profiles(), (), snap(5900), None, 450.0))
     assert step.student == "rh-alpha" and step.action == "run"
 
 
@@ -377,7 +385,7 @@ def test_a_custom_guard_is_used():
             return Decision(False, "never")
 
     s = AdaptiveScheduler(BudgetPolicy(), SessionOptions(), guard=Never(BudgetPolicy()))
-    step = s.plan(candidates(), ref_profiles(), (), snap(), None)
+    step = decided(s.plan(candidates(), ref_profiles(), (), snap(), None))
     assert (step.action, step.kind, step.reason) == ("skip", "budget", "never")
 
 
@@ -436,7 +444,7 @@ def hardware(draw) -> HardwareSnapshot:
 @st.composite
 def runs_for(draw, student: str, max_runs: int = 80) -> list[RunRecord]:
     out = []
-    for i in range(draw(st.integers(0, max_runs))):
+    for _ in range(draw(st.integers(0, max_runs))):
         status = draw(st.sampled_from(RUN_STATUSES))
         out.append(rec(student, draw(st.integers(0, 1000)), status,
                        vram=draw(st.floats(500, 20000)), secs=draw(st.floats(0.5, 300)),
@@ -540,11 +548,13 @@ def test_profile_stats_lie_within_the_inputs(runs):
     vram = [r.vram_mb for r in ok]
     secs = [r.total_s for r in ok]
     toks = [r.tokens for r in ok]
-    for v in (p.vram_mean_mb, p.vram_p95_mb, p.vram_max_mb):
+    mean, p95, most = p.vram_mean_mb, p.vram_p95_mb, p.vram_max_mb
+    assert mean is not None and p95 is not None and most is not None
+    for v in (mean, p95, most):
         assert min(vram) <= v <= max(vram)
-    assert p.vram_mean_mb <= p.vram_max_mb and p.vram_p95_mb <= p.vram_max_mb
-    for v in (p.seconds_mean, p.seconds_p95):
-        assert min(secs) <= v <= max(secs)
-    assert min(toks) <= p.tokens_mean <= max(toks)
+    assert mean <= most and p95 <= most
+    for s in (p.seconds_mean, p.seconds_p95):
+        assert s is not None and min(secs) <= s <= max(secs)
+    assert p.tokens_mean is not None and min(toks) <= p.tokens_mean <= max(toks)
     rates = [r.tokens / r.total_s for r in ok]
-    assert min(rates) * (1 - 1e-9) <= p.efficiency <= max(rates) * (1 + 1e-9)
+    assert p.efficiency is not None and min(rates) * (1 - 1e-9) <= p.efficiency <= max(rates) * (1 + 1e-9)

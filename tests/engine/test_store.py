@@ -8,6 +8,7 @@ import os
 import sqlite3
 from dataclasses import fields, replace
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 import pytest
@@ -15,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rhtui.engine.hardware import HardwareSnapshot
-from rhtui.engine.records import RunRecord
+from rhtui.engine.records import RunRecord, RunStatus
 from rhtui.engine.store import (
     APPLICATION_ID,
     MIGRATIONS,
@@ -26,7 +27,7 @@ from rhtui.engine.store import (
 )
 
 
-def run(session_id: int, student: str = "rh-alpha", status: str = "ok", t: float = 0.0, **kw) -> RunRecord:
+def run(session_id: int, student: str = "rh-alpha", status: RunStatus = "ok", t: float = 0.0, **kw) -> RunRecord:
     return RunRecord(session_id=session_id, cycle=kw.pop("cycle", 1), student=student, model=f"{student}:latest",
                      status=status, started_at=t, ended_at=t + 1, **kw)
 
@@ -66,7 +67,8 @@ async def test_reopen_is_a_no_op(tmp_path: Path) -> None:
     async with await Store.open(path) as s:
         sid = await s.start_session("a", 1.0, {})
     async with await Store.open(path) as s:
-        assert (await s.get_session(sid)).name == "a"
+        got = await s.get_session(sid)
+        assert got is not None and got.name == "a"
         assert await s.schema_version() == SCHEMA_VERSION
 
 
@@ -100,6 +102,7 @@ async def test_opens_a_database_from_every_older_version(tmp_path: Path, old: in
         assert await s.schema_version() == SCHEMA_VERSION
         if old >= 1:
             session = await s.get_session(1)
+            assert session is not None
             assert (session.name, session.started_at, session.meta) == ("old", 10.0, {"k": 1})
             [r] = await s.runs(session_id=1)
             assert (r.student, r.vram_mb, r.tokens, r.total_s, r.proposal) == ("rh-beta", 4389, 3156, 29.0, "zeros")
@@ -128,7 +131,8 @@ async def test_a_failing_step_rolls_back_entirely(tmp_path: Path) -> None:
     async with aiosqlite.connect(path, isolation_level=None) as db:
         with pytest.raises(sqlite3.OperationalError):
             await migrate(db, target=2, steps=steps)
-        assert (await (await db.execute("PRAGMA user_version")).fetchone())[0] == 1
+        row = await (await db.execute("PRAGMA user_version")).fetchone()
+        assert row is not None and row[0] == 1
         names = [r[0] for r in await db.execute_fetchall("SELECT name FROM sqlite_master")]
         assert "half_done" not in names and "sessions" in names
 
@@ -236,11 +240,13 @@ async def test_sessions_and_cycles(tmp_path: Path) -> None:
         c = await s.start_session("nightly", 300.0, {})
         await s.end_session(a, 150.0, "finished")
         got = await s.get_session(a)
+        assert got is not None
         assert (got.name, got.started_at, got.ended_at, got.end_reason) == ("nightly", 100.0, 150.0, "finished")
         assert got.meta == {"policy": "fair", "duration_s": 28800}
         assert await s.get_session(999) is None
-        assert (await s.latest_session()).id == c
-        assert (await s.latest_session("demo")).id == b
+        latest, demo = await s.latest_session(), await s.latest_session("demo")
+        assert latest is not None and latest.id == c
+        assert demo is not None and demo.id == b
         assert await s.latest_session("nope") is None
         assert [x.id for x in await s.list_sessions()] == [a, b, c]
         cycle = await s.start_cycle(a, 1, 101.0)
@@ -253,7 +259,7 @@ async def test_sessions_and_cycles(tmp_path: Path) -> None:
 
 async def test_a_run_round_trips_field_for_field(store: Store) -> None:
     sid = await store.start_session("s", 0.0, {})
-    values = {"session_id": sid, "cycle": 7, "student": "rh-gamma", "model": "rh-gamma:latest",
+    values: dict[str, Any] = {"session_id": sid, "cycle": 7, "student": "rh-gamma", "model": "rh-gamma:latest",
               "status": "ok", "started_at": 1000.25, "ended_at": 1023.5, "reason": "fits: 4401 MB",
               "load_s": 1.5, "prompt_s": 0.25, "eval_s": 20.5, "total_s": 22.1, "wall_s": 23.25,
               "prompt_tokens": 312, "tokens": 2200, "tok_per_s": 107.3, "vram_mb": 4401.0,
@@ -272,7 +278,7 @@ async def test_a_run_round_trips_field_for_field(store: Store) -> None:
 async def test_statuses_are_checked(store: Store, tmp_path: Path) -> None:
     sid = await store.start_session("s", 0.0, {})
     with pytest.raises(ValueError, match="unknown run status"):
-        await store.record_run(run(sid, status="exploded"))
+        await store.record_run(run(sid, status="exploded"))  # type: ignore[arg-type]  # not a status, on purpose
     path = tmp_path / "rhtui.db"
     async with await Store.open(path) as s:
         sid = await s.start_session("s", 0.0, {})
@@ -427,9 +433,12 @@ def test_timeline_never_exceeds_max_points(samples: list[tuple[float, float]], m
             points = await s.vram_timeline(max_points=max_points)
             assert 1 <= len(points) <= max_points
             assert len(points) <= len({ts for ts, _ in samples})
-            used = [u for _, u in samples]
-            assert max(p.vram_used_max_mb for p in points) == max(used)
-            assert all(min(used) - 1e-6 <= p.vram_used_mb <= p.vram_used_max_mb + 1e-6 for p in points)
+            all_used = [u for _, u in samples]
+            maxima = [m for p in points if (m := p.vram_used_max_mb) is not None]
+            assert len(maxima) == len(points) and max(maxima) == max(all_used)
+            for p in points:
+                assert p.vram_used_mb is not None and p.vram_used_max_mb is not None
+                assert min(all_used) - 1e-6 <= p.vram_used_mb <= p.vram_used_max_mb + 1e-6
             assert [p.ts for p in points] == sorted(p.ts for p in points)
 
     asyncio.run(check())

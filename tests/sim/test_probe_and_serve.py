@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 
 from rhtui.engine.clock import ManualClock
 from rhtui.engine.hardware import HardwareProbe, HardwareSnapshot
+from rhtui.sim.errors import SimError
 from rhtui.sim.probe import SimProbe
 from rhtui.sim.server import serve
-from rhtui.sim.world import SimError, SimWorld
+from rhtui.sim.world import SimWorld
 
 
 async def test_probe_reports_the_world(manual_world: SimWorld) -> None:
@@ -33,14 +34,18 @@ async def test_probe_reports_the_world(manual_world: SimWorld) -> None:
     w.add_external(2000, for_s=60)
     snap = await probe.sample()
     assert snap.vram_used_mb == pytest.approx(900 + 3847 + 2000)
+    assert snap.process_vram_mb is not None
     pids = dict(snap.process_vram_mb)
-    assert pids[w.runner("rh-alpha").pid] == pytest.approx(3847) and 2000 in pids.values()
+    alpha = w.runner("rh-alpha")
+    assert alpha is not None and pids[alpha.pid] == pytest.approx(3847) and 2000 in pids.values()
     assert snap.ram_used_mb == pytest.approx(6144 + 250)
     async with w.generation("rh-alpha", "Go.") as g:
         stream = g.stream()
         await stream.__anext__()
         busy = await probe.sample()
         await stream.aclose()
+    assert busy.gpu_util_pct is not None and busy.power_w is not None and busy.temp_c is not None
+    assert idle.temp_c is not None
     assert busy.gpu_util_pct > 90 and busy.power_w > 150 and busy.temp_c > idle.temp_c
     await probe.close()
 
@@ -95,13 +100,14 @@ def test_invariants_hold_for_any_sequence(scenario, steps) -> None:
     runner's GPU part within its size, and each load logged."""
 
     async def run() -> None:
-        w = SimWorld(scenario, ManualClock(), seed=0)
+        clock = ManualClock()
+        w = SimWorld(scenario, clock, seed=0)
         for step in steps:
             if step[0] == "load":
                 with contextlib.suppress(SimError):
                     await w.load(step[1], keep_alive=step[2])
             elif step[0] == "advance":
-                w.clock.advance(step[1])
+                clock.advance(step[1])
             elif step[0] == "external":
                 w.add_external(step[1], for_s=step[2])
             else:

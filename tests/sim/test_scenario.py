@@ -49,7 +49,8 @@ def test_list_scenarios_names_the_bundled_files() -> None:
 def test_hostile_extends_the_reference(hostile, scenario) -> None:
     assert hostile.name == "rtx4070s-hostile"
     assert hostile.gpu == scenario.gpu and hostile.students == scenario.students  # inherited
-    assert [(e.at_s, e.mb, e.for_s) for e in hostile.external] == [(600, 3000, 300), (1800, 6500, 120), (3000, 11000, 240)]
+    assert [(e.at_s, e.mb, e.for_s) for e in hostile.external] == [
+        (600, 3000, 300), (1800, 6500, 120), (3000, 11000, 240)]
     f = hostile.faults
     assert (f.http_500_rate, f.stall_rate, f.disconnect_rate, f.malformed_chunk_rate, f.oom_error_rate) == (
         0.02, 0.01, 0.01, 0.005, 0.01)
@@ -93,6 +94,9 @@ def test_child_arrays_replace_the_parents(tmp_path: Path) -> None:
         ("[gpu\nname=", "invalid TOML"),
         (BASE + '\n[[students]]\nname = "s1"\nbase = "x"\nweights_mb = 1\nresident_mb = 2\ntokens_mean = 3\n',
          "repeated: s1"),
+        # [budget] is the engine's BudgetPolicy, validated by its rules
+        (BASE + "\n[budget]\nmax_fraction = 0.95\nemergency_fraction = 0.90\n", "must be above max_fraction"),
+        (BASE + "\n[budget]\nreserve = 512\n", "budget.reserve: unknown key"),
     ],
 )
 def test_bad_scenario_names_file_and_problem(tmp_path: Path, text: str, needle: str) -> None:

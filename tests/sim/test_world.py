@@ -9,9 +9,17 @@ import pytest
 
 from rhtui.engine.clock import ManualClock
 from rhtui.sim.catalog import kv_cache_mb
+from rhtui.sim.errors import SimError
+from rhtui.sim.placement import NUM_PARALLEL_ENV, Runner, num_parallel_from_env, parse_keep_alive, unload_order
 from rhtui.sim.scenario import Scenario
 from rhtui.sim.text import HOSTILE_PIECES
-from rhtui.sim.world import NUM_PARALLEL_ENV, Runner, SimError, SimWorld, num_parallel_from_env, parse_keep_alive
+from rhtui.sim.world import SimWorld
+
+
+def manual(world: SimWorld) -> ManualClock:
+    """The world's clock, a ManualClock (as the manual_world fixture makes it)."""
+    assert isinstance(world.clock, ManualClock)
+    return world.clock
 
 
 def actions(world: SimWorld, model: str | None = None) -> list[tuple[str, str]]:
@@ -106,7 +114,7 @@ async def test_eviction_at_max_loaded_models_picks_the_shortest_keep_alive(scena
     w = SimWorld(big_card(scenario), ManualClock())
     for name, ka in (("rh-alpha", "10m"), ("rh-beta", "1m"), ("rh-delta", -1)):
         await w.load(name, keep_alive=ka)
-        w.clock.advance(1)
+        manual(w).advance(1)
     await w.load("rh-beta", keep_alive="1m")  # beta is now the most recently used
     assert len(w.runners()) == 3
     await w.load("rh-gamma", keep_alive=-1)
@@ -122,7 +130,7 @@ async def test_equal_keep_alive_is_broken_by_model_path_not_recency(scenario: Sc
     w = SimWorld(big_card(scenario), ManualClock())
     for name in ("rh-delta", "rh-alpha", "rh-gamma"):
         await w.load(name, keep_alive=-1)
-        w.clock.advance(1)
+        manual(w).advance(1)
     await w.load("rh-alpha", keep_alive=-1)  # alpha is now the most recently used
     paths = {r.name: r.model_path for r in w.runners()}
     assert all(p.startswith("/usr/share/ollama/.ollama/models/blobs/sha256-") for p in paths.values())
@@ -148,7 +156,7 @@ def test_unload_order_is_sched_go_by_duration_and_name(manual_world: SimWorld) -
     busy_short, busy_long = runner("busy-short", 1, "/a", active=1), runner("busy-long", 900, "/a", active=1)
     loading = runner("loading", 0, "/a")
     loading.ready_at = now + 5  # a runner still loading holds its request: never idle
-    order = w._unload_order([forever, busy_long, long_, short_, tie_b, busy_short, zero, tie_a, loading], now)
+    order = unload_order([forever, busy_long, long_, short_, tie_b, busy_short, zero, tie_a, loading], now)
     assert [r.name for r in order] == ["zero", "tie-a", "tie-b", "short", "long", "forever",  # idle first
                                        "loading", "busy-short", "busy-long"]  # then busy, same order
 
@@ -156,9 +164,9 @@ def test_unload_order_is_sched_go_by_duration_and_name(manual_world: SimWorld) -
 async def test_vram_pressure_evicts_only_what_is_needed(manual_world: SimWorld) -> None:
     w = manual_world
     await w.load("rh-alpha", keep_alive=-1)  # 3847
-    w.clock.advance(1)
+    manual(w).advance(1)
     await w.load("rh-zeta", keep_alive=-1)  # 5012 -> 900 + 8859 used
-    w.clock.advance(1)
+    manual(w).advance(1)
     await w.load("rh-gamma", keep_alive=-1)  # 4401 does not fit in 3423 free: evict alpha (path tie-break)
     assert sorted(w.loaded_names()) == ["rh-gamma:latest", "rh-zeta:latest"]
     assert w.vram_used_mb() <= w.vram_total_mb
@@ -168,22 +176,22 @@ async def test_vram_pressure_evicts_only_what_is_needed(manual_world: SimWorld) 
 async def test_keep_alive_expiry_and_zero(manual_world: SimWorld) -> None:
     w = manual_world
     await w.load("rh-alpha", keep_alive="30s")
-    w.clock.advance(29)
+    manual(w).advance(29)
     assert w.is_loaded("rh-alpha")
-    w.clock.advance(2)
+    manual(w).advance(2)
     assert not w.is_loaded("rh-alpha")
     exp = [e for e in w.load_log if e.action == "expire"]
     assert len(exp) == 1 and exp[0].ts == pytest.approx(w.load_time_s(w.model("rh-alpha")) + 30)
     g, _ = await generate(w, "rh-beta", keep_alive=0)
     assert not w.is_loaded("rh-beta") and actions(w, "rh-beta:latest")[-1] == ("unload", "rh-beta:latest")
     await w.load("rh-delta", keep_alive=-1)
-    w.clock.advance(10 * 86400)
+    manual(w).advance(10 * 86400)
     assert w.is_loaded("rh-delta")
     await w.unload("rh-delta")
     assert not w.is_loaded("rh-delta")
     # memory of an unloading runner is held for disk.unload_s
     assert w.models_vram_mb() == pytest.approx(3821)
-    w.clock.advance(0.31)
+    manual(w).advance(0.31)
     assert w.models_vram_mb() == 0
 
 
@@ -204,11 +212,11 @@ def test_parse_keep_alive_rejects_garbage() -> None:
 async def test_external_vram_windows_from_the_scenario(hostile: Scenario) -> None:
     w = SimWorld(hostile, ManualClock(), seed=0, faults_enabled=False)
     assert w.external_mb() == 0
-    w.clock.advance(600)
+    manual(w).advance(600)
     assert w.external_mb() == 3000 and w.vram_used_mb() == 900 + 3000
-    w.clock.advance(300)
+    manual(w).advance(300)
     assert w.external_mb() == 0
-    w.clock.advance(3000 - 900)
+    manual(w).advance(3000 - 900)
     assert w.external_mb() == 11000 and w.vram_used_mb() == 11900
     w.add_external(500, for_s=10)
     assert w.vram_used_mb() == w.vram_total_mb  # never more than the card has
@@ -333,6 +341,7 @@ async def test_concurrent_streams_share_bandwidth(manual_world: SimWorld) -> Non
     await w.load("rh-alpha")
     await w.load("rh-delta")
     ra, rd = w.runner("rh-alpha"), w.runner("rh-delta")
+    assert ra is not None and rd is not None
     solo = w.decode_rate(ra)
     assert solo == pytest.approx(w.single_stream_rate("rh-alpha"))
     sid = w.add_stream(rd)
@@ -427,13 +436,13 @@ def test_fault_rates_are_seeded(hostile: Scenario) -> None:
 def test_server_down_windows(hostile: Scenario) -> None:
     w = SimWorld(hostile, ManualClock(), seed=0)
     assert not w.server_down_now() and w.next_down_change() == 2400
-    w.clock.advance(2400)
+    manual(w).advance(2400)
     assert w.server_down_now() and w.next_down_change() == 2490
     w.faults_enabled = False
     assert not w.server_down_now()
     w.set_server_down(5)
     assert w.server_down_now()
-    w.clock.advance(5)
+    manual(w).advance(5)
     assert not w.server_down_now()
 
 
@@ -451,7 +460,7 @@ async def test_default_num_parallel_keeps_the_measured_vram(scenario: Scenario, 
     assert w.num_parallel == 1
     for s in scenario.students:
         await w.load(s.name, keep_alive=0)
-        w.clock.advance(1)
+        manual(w).advance(1)
     loads = {e.model.split(":")[0]: e.detail for e in w.load_log if e.action == "load"}
     for s in scenario.students:  # every student resident at exactly its measured figure
         assert loads[s.name].startswith(f"gpu {s.resident_mb:.0f} MB, cpu 0 MB")

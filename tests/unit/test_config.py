@@ -1,5 +1,3 @@
-from pathlib import Path
-
 import pytest
 
 from rhtui.engine.config import ConfigError, Settings, load_settings, normalize_host, value_sources

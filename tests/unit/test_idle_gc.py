@@ -29,10 +29,10 @@ def collector():
     assert gc.get_threshold() == before
 
 
-def make_due(c: IdleCollector) -> list:
+def make_due(c: IdleCollector) -> list[list[object]]:
     """Enough young collections, and new objects reaching the oldest generation, for
     CPython to want a full collection. Keep the result alive."""
-    keep = [[] for _ in range(len(gc.get_objects(2)) // 3 + 1)]
+    keep: list[list[object]] = [[] for _ in range(len(gc.get_objects(2)) // 3 + 1)]
     for _ in range(c._every):
         gc.collect(1)
     return keep
