@@ -279,8 +279,8 @@ def watch(
 
 async def _watch(settings: Settings, db: Path, session: str | None) -> int:
     from rhtui.engine.clock import SystemClock
-    from rhtui.engine.follower import NoSession, RemoteSession
     from rhtui.engine.store import Store, StoreError
+    from rhtui.engine.watch import NoSession, WatchedSession
     from rhtui.tui.app import make_app
 
     err = make_console(stderr=True)
@@ -294,7 +294,7 @@ async def _watch(settings: Settings, db: Path, session: str | None) -> int:
         return 1
     try:
         clock = SystemClock()
-        remote = RemoteSession(store, clock, session_name=session)
+        remote = WatchedSession(store, clock, session_name=session)
         try:
             await remote.find_session()
         except NoSession as exc:

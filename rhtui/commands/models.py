@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -61,7 +61,8 @@ from rhtui.engine.modelfile import (
     to_create_request,
     wire_request,
 )
-from rhtui.tui.text import one_line as sanitize_line, sanitize
+from rhtui.tui.text import one_line as sanitize_line
+from rhtui.tui.text import sanitize
 
 models_app = typer.Typer(
     name="models",
@@ -116,8 +117,8 @@ def load_students(settings: Settings, names: list[str] | None = None) -> list[St
             known = ", ".join(s.name for s in specs) or "none"
             err(f"rhtui: not a student: {', '.join(unknown)} (students: {known})")
             raise typer.Exit(2)
-        seen: set[str] = set()
-        specs = [by_name[n] for n in names if not (by_name[n].name in seen or seen.add(by_name[n].name))]
+        chosen = {by_name[n].name: by_name[n] for n in names}  # each student once, in the order named
+        specs = list(chosen.values())
     out = []
     for spec in specs:
         if spec.modelfile is None:
@@ -191,7 +192,7 @@ async def model_state(backend: OllamaBackend, st: Student) -> tuple[str, list[Dr
 @models_app.command()
 def create(
     ctx: typer.Context,
-    names: Annotated[Optional[list[str]], typer.Argument(help="Students to create (default: all).", show_default=False)] = None,
+    names: Annotated[list[str] | None, typer.Argument(help="Students to create (default: all).", show_default=False)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the request each model would be created with; send nothing.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Recreate even a model that already matches its Modelfile.")] = False,
     config: ConfigOption = None,
@@ -469,10 +470,8 @@ async def read_profiles(db_path: Path) -> tuple[dict[str, object] | None, str]:
     """Per-student learned profile from the database (never creating one): (stats by name, note)."""
     if not db_path.exists():
         return None, "no runs yet"
-    try:
-        from rhtui.engine.store import Store, StoreError
-    except ImportError:  # pragma: no cover - the store ships with rhtui
-        return None, "profiles unavailable"
+    from rhtui.engine.store import Store, StoreError
+
     try:
         store = await Store.open(db_path)
     except StoreError as exc:

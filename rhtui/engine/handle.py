@@ -2,7 +2,7 @@
 call on a running engine, and nothing more.
 
 Two engines have it: `rhtui.engine.orchestrator.Orchestrator` runs the session in this process;
-`rhtui.engine.follower.RemoteSession` follows one that another process runs, rebuilding its
+`rhtui.engine.watch.WatchedSession` follows one that another process runs, rebuilding its
 events from the database and writing the controls to it. A face holds either through this
 type and cannot tell them apart.
 

@@ -102,7 +102,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 _RUN_COLUMNS = tuple(f.name for f in fields(RunRecord) if f.name != "id")
-_RUN_SELECT = ", ".join((*_RUN_COLUMNS, "id"))  # RunRecord's field order: RunRecord(*row)
+_RUN_SELECT = ", ".join((*_RUN_COLUMNS, "id"))
 _SNAPSHOT_COLUMNS = (
     "ts", "session_id", "vram_used_mb", "vram_total_mb", "gpu_util_pct", "temp_c", "power_w",
     "ram_used_mb", "ram_total_mb", "cpu_pct", "source",
@@ -127,6 +127,11 @@ class StoredEvent:
     data: dict[str, Any] | None
 
 
+async def _user_version(db: aiosqlite.Connection) -> int:
+    row = await (await db.execute("PRAGMA user_version")).fetchone()
+    return int(row[0]) if row is not None else 0
+
+
 async def migrate(db: aiosqlite.Connection, target: int = SCHEMA_VERSION,
                   steps: Sequence[Sequence[str]] = MIGRATIONS) -> int:
     """Apply `steps[v:target]` to a connection in autocommit mode, one transaction per step.
@@ -137,7 +142,7 @@ async def migrate(db: aiosqlite.Connection, target: int = SCHEMA_VERSION,
     while True:
         await db.execute("BEGIN IMMEDIATE")
         try:
-            version = (await (await db.execute("PRAGMA user_version")).fetchone())[0]
+            version = await _user_version(db)
             if version > len(steps):
                 raise StoreError(f"schema v{version} is newer than this program knows (v{len(steps)})")
             if version >= target:
@@ -315,7 +320,9 @@ class Store:
     async def _insert(self, sql: str, params: Sequence[Any]) -> int:
         async with self._write() as db:
             cursor = await db.execute(sql, params)
-            return int(cursor.lastrowid)
+            if cursor.lastrowid is None:  # pragma: no cover - sqlite always sets it after an INSERT
+                raise StoreError(f"no row id after {sql.split('(')[0].strip()}")
+            return cursor.lastrowid
 
     async def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
         async with self._db.execute(sql, params) as cursor:
@@ -323,6 +330,12 @@ class Store:
 
     async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         return list(await self._db.execute_fetchall(sql, params))
+
+    async def _runs(self, sql: str, params: Sequence[Any] = ()) -> list[RunRecord]:
+        """The rows of a query over student_runs as RunRecords, matched by column name."""
+        async with self._db.execute(sql, params) as cursor:
+            names = [d[0] for d in cursor.description]
+            return [RunRecord(**dict(zip(names, row, strict=True))) for row in await cursor.fetchall()]
 
     # -- sessions and cycles ------------------------------------------------------------
 
@@ -392,8 +405,7 @@ class Store:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        rows = await self._all(f"SELECT * FROM ({sql}) ORDER BY started_at, id", params)
-        return [RunRecord(*r) for r in rows]
+        return await self._runs(f"SELECT * FROM ({sql}) ORDER BY started_at, id", params)
 
     async def recent_runs_by_student(self, limit_per_student: int = 200, *, include_skipped: bool = False,
                                      with_text: bool = False) -> dict[str, list[RunRecord]]:
@@ -406,7 +418,7 @@ class Store:
         """
         where = "1" if include_skipped else "status != 'skipped'"
         columns = _RUN_SELECT if with_text else _RUN_SELECT.replace("proposal", "'' AS proposal")
-        rows = await self._all(
+        runs = await self._runs(
             f"""SELECT {columns} FROM student_runs WHERE id IN (
                     SELECT id FROM (
                         SELECT id, ROW_NUMBER() OVER (PARTITION BY student ORDER BY started_at DESC, id DESC) AS rn
@@ -415,15 +427,14 @@ class Store:
                 ORDER BY student, started_at, id""",
             (limit_per_student,))
         out: dict[str, list[RunRecord]] = {}
-        for r in rows:
-            run = RunRecord(*r)
+        for run in runs:
             out.setdefault(run.student, []).append(run)
         return out
 
     async def get_run(self, run_id: int) -> RunRecord | None:
         """One run by its id (a follower rebuilding StudentFinished)."""
-        row = await self._one(f"SELECT {_RUN_SELECT} FROM student_runs WHERE id = ?", (run_id,))
-        return RunRecord(*row) if row else None
+        runs = await self._runs(f"SELECT {_RUN_SELECT} FROM student_runs WHERE id = ?", (run_id,))
+        return runs[0] if runs else None
 
     async def latest_snapshot(self, session_id: int, after_ts: float | None = None) -> HardwareSnapshot | None:
         """The newest stored hardware sample of a session (newer than `after_ts`, if given)."""
@@ -434,15 +445,14 @@ class Store:
         if row is None:
             return None
         names = [c for c in _SNAPSHOT_COLUMNS if c != "session_id"]
-        return HardwareSnapshot(**dict(zip(names, row)))
+        return HardwareSnapshot(**dict(zip(names, row, strict=True)))
 
     async def proposals(self, session_id: int | None = None, session_name: str | None = None) -> list[RunRecord]:
         """The ok runs that produced text, oldest first (every session when neither is given)."""
         where, params = _session_filter(session_id, session_name)
-        rows = await self._all(
+        return await self._runs(
             f"SELECT {_RUN_SELECT} FROM student_runs WHERE {where} AND status = 'ok' AND proposal != '' "
             "ORDER BY started_at, id", params)
-        return [RunRecord(*r) for r in rows]
 
     # -- hardware snapshots -------------------------------------------------------------
 
@@ -490,7 +500,8 @@ class Store:
         rows = await self._all(
             f"SELECT id, session_id, ts, kind, level, message, data FROM events WHERE {where} AND id > ? "
             "ORDER BY id LIMIT ?", [*params, after_id, limit])
-        return [StoredEvent(*r[:6], json.loads(r[6]) if r[6] is not None else None) for r in rows]
+        return [StoredEvent(id=r[0], session_id=r[1], ts=r[2], kind=r[3], level=r[4], message=r[5],
+                            data=json.loads(r[6]) if r[6] is not None else None) for r in rows]
 
     async def push_control(self, session_id: int, command: str, arg: str | None = None, *,
                            ts: float | None = None) -> int:

@@ -25,8 +25,11 @@ from typing import Any
 from aiohttp import web
 
 from .catalog import DEFAULT_TEMPLATE, MIB, SimModel, render_modelfile, render_parameters
-from .store import REGISTRY_MB_PER_S
-from .world import FaultPlan, Generation, SimError, SimWorld
+from .errors import SimError
+from .faults import FaultPlan
+from .generation import Generation
+from .registry import REGISTRY_MB_PER_S
+from .world import SimWorld
 
 __all__ = ["SimServer", "serve"]
 
@@ -143,7 +146,7 @@ class SimServer:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> "SimServer":
+    async def __aenter__(self) -> SimServer:
         await self.start()
         return self
 
@@ -159,8 +162,10 @@ class SimServer:
             raise SimError(400, "missing request body")
         try:
             body = json.loads(raw)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise SimError(400, f"invalid character in request body: {exc.msg}") from None
+        except ValueError as exc:  # not UTF-8
+            raise SimError(400, f"invalid request body: {exc}") from None
         if not isinstance(body, dict):
             raise SimError(400, "request body must be a JSON object")
         return body
@@ -252,7 +257,7 @@ class SimServer:
         it that is loaded stays loaded until its keep_alive ends, as in Ollama."""
         try:
             body = await self._body(request)
-            self.world.store.delete(self._model_name(body))
+            self.world.registry.delete(self._model_name(body))
         except SimError as exc:
             return _error(exc.status, exc.message)
         return web.Response(status=200)
@@ -310,10 +315,10 @@ class SimServer:
         "pulling <digest[7:19]>" with digest, total and completed (left out while 0) every 60 ms
         of real time, "verifying sha256 digest", "writing manifest", "success". Layers come at
         REGISTRY_MB_PER_S in simulated time (a layer already here: at once)."""
-        store = self.world.store
-        cached = store.find(name) is not None
+        registry = self.world.registry
+        cached = registry.find(name) is not None
         yield {"status": "pulling manifest"}
-        layers = store.pull_plan(name)
+        layers = registry.pull_plan(name)
         tick = 0.06 * self.world.clock.speed
         step = int(REGISTRY_MB_PER_S * MIB * tick)
         for layer in layers:
@@ -327,7 +332,7 @@ class SimServer:
                 done = min(layer.size, done + step)
         yield {"status": "verifying sha256 digest"}
         yield {"status": "writing manifest"}
-        store.pull_done(name)
+        registry.pull_done(name)
         yield {"status": "success"}
 
     async def _create(self, request: web.Request) -> web.StreamResponse:
@@ -367,17 +372,17 @@ class SimServer:
 
     async def _blob_head(self, request: web.Request) -> web.Response:
         digest = request.match_info["digest"]
-        store = self.world.store
-        if not store.valid_digest(digest):
+        registry = self.world.registry
+        if not registry.valid_digest(digest):
             return _error(400, "invalid digest format")
-        if not store.has_blob(digest):
+        if not registry.has_blob(digest):
             return _error(404, f'blob "{digest}" not found')
         return web.Response(status=200)
 
     async def _blob_post(self, request: web.Request) -> web.Response:
         digest = request.match_info["digest"]
-        store = self.world.store
-        if not store.valid_digest(digest):
+        registry = self.world.registry
+        if not registry.valid_digest(digest):
             return _error(400, "invalid digest format")
         h = hashlib.sha256()
         size = 0
@@ -387,12 +392,12 @@ class SimServer:
             size += len(chunk)
             if len(head) < 16:
                 head += chunk[: 16 - len(head)]
-        if store.has_blob(digest):
+        if registry.has_blob(digest):
             return web.Response(status=200)
         got = "sha256:" + h.hexdigest()
         if got != digest:
             return _error(400, f'digest mismatch, expected "{digest}", got "{got}"')
-        store.put_blob(digest, size, head)
+        registry.put_blob(digest, size, head)
         return web.Response(status=201)
 
     # -- generate and chat ----------------------------------------------------------------------
@@ -454,7 +459,7 @@ class SimServer:
         finally:
             await gen.__aexit__(None, None, None)
 
-    async def _stream(self, request: web.Request, gen: Generation, out: "_Shape",
+    async def _stream(self, request: web.Request, gen: Generation, out: _Shape,
                       faults: FaultPlan) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await resp.prepare(request)
@@ -488,7 +493,7 @@ class SimServer:
             pass  # the client went away; the model stays loaded and keep_alive applies
         return resp
 
-    async def _whole(self, request: web.Request, gen: Generation, out: "_Shape",
+    async def _whole(self, request: web.Request, gen: Generation, out: _Shape,
                      faults: FaultPlan) -> web.StreamResponse:
         parts = []
         async with contextlib.aclosing(gen.stream(self.chunk_real_s)) as pieces:

@@ -1,4 +1,4 @@
-"""The simulated world: one GPU, its host, and an Ollama server's model store and runners.
+"""The simulated world: one GPU, its host, and an Ollama server's model registry and runners.
 
 All arithmetic is in simulated seconds of the given clock (`rhtui.engine.clock`), measured
 from the moment the world was made (``world.elapsed()``). `SimWorld` holds the state (runners,
@@ -48,13 +48,11 @@ from .placement import (
     parse_keep_alive,
     place,
 )
+from .registry import ModelRegistry
 from .scenario import Scenario
-from .store import ModelStore
 from .text import proposal_tokens
 
-# FaultPlan, Generation and SimError are part of this module's API: the world's methods take and
-# give them (their homes are rhtui.sim.faults, .generation and .errors).
-__all__ = ["FaultPlan", "Generation", "LogEntry", "SimError", "SimWorld"]
+__all__ = ["LogEntry", "SimWorld"]
 
 
 class LogEntry(NamedTuple):
@@ -105,7 +103,7 @@ class SimWorld:
         self.create_requests: list[dict[str, Any]] = []
         self.load_log: list[LogEntry] = []
         self._t0 = clock.monotonic()
-        self.store = ModelStore(scenario, clock.now)
+        self.registry = ModelRegistry(scenario, clock.now)
         self.fault_book = FaultBook(scenario, seed)
         self.fault_book.enabled = faults_enabled
         self._runners: dict[str, Runner] = {}
@@ -164,19 +162,19 @@ class SimWorld:
                 self._unload(r, r.expires_at, "expire", "keep_alive elapsed")
         self._freeing = [f for f in self._freeing if f.until > now]
 
-    # -- models (the store) -------------------------------------------------------------------
+    # -- models (the registry) -------------------------------------------------------------------
 
     def find_model(self, name: str) -> SimModel | None:
         """The model called `name` (``rh-alpha`` and ``rh-alpha:latest`` are the same), or None."""
-        return self.store.find(name)
+        return self.registry.find(name)
 
     def model(self, name: str) -> SimModel:
         """The model called `name`; SimError(404, "model 'x' not found") when there is none."""
-        return self.store.get(name)
+        return self.registry.get(name)
 
     def models(self) -> list[SimModel]:
         """What ``ollama list`` shows, newest first."""
-        return self.store.all()
+        return self.registry.all()
 
     def create_model(
         self,
@@ -204,13 +202,13 @@ class SimWorld:
     def create_from_request(self, body: dict[str, Any]) -> list[str]:
         """Apply a POST /api/create body (recorded in `create_requests`); SimError like Ollama's."""
         self.create_requests.append(dict(body))
-        status = self.store.create(body)
+        status = self.registry.create(body)
         self._signal()
         return status
 
     def delete_model(self, name: str) -> None:
         """DELETE /api/delete: the model goes; an idle runner of it is unloaded."""
-        m = self.store.delete(name)
+        m = self.registry.delete(name)
         r = self._runners.get(m.name)
         if r is not None:
             if r.active == 0:
@@ -220,11 +218,11 @@ class SimWorld:
         self._signal()
 
     def copy_model(self, source: str, destination: str) -> None:
-        self.store.copy(source, destination)
+        self.registry.copy(source, destination)
 
     def pull(self, name: str) -> list[dict[str, Any]]:
         """POST /api/pull progress lines for a known base model."""
-        return self.store.pull(name)
+        return self.registry.pull(name)
 
     # -- memory -------------------------------------------------------------------------------
 

@@ -12,11 +12,11 @@ import pytest
 from rhtui.engine.backend import OllamaBackend
 from rhtui.engine.clock import ManualClock
 from rhtui.engine.config import Settings
-from rhtui.engine.follower import RemoteSession
 from rhtui.engine.handle import EngineHandle
 from rhtui.engine.hardware import NoGpuProbe
 from rhtui.engine.orchestrator import Orchestrator
 from rhtui.engine.store import Store
+from rhtui.engine.watch import WatchedSession
 from tests.ui.fakes import FakeOrchestrator
 
 
@@ -46,7 +46,7 @@ async def test_the_orchestrator_is_an_engine_handle(store: Store, tmp_path: Path
 
 
 async def test_the_watchers_session_is_an_engine_handle(store: Store) -> None:
-    handle: EngineHandle = RemoteSession(store, ManualClock())
+    handle: EngineHandle = WatchedSession(store, ManualClock())
     assert isinstance(handle, EngineHandle), missing(handle)
 
 

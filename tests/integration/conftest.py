@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from rhtui.engine import events as ev
 from rhtui.engine.backend import OllamaBackend
 from rhtui.engine.clock import ScaledClock
 from rhtui.engine.config import Settings

@@ -3,7 +3,6 @@ and the report of what was recorded."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal

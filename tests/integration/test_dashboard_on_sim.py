@@ -58,7 +58,9 @@ async def test_s_cancels_the_running_generation_and_the_simulator_sees_an_unload
     app, orch, rec = build(sim, store, make_engine)
     async with app.run_test(size=(160, 50)) as pilot:
         await until(pilot, lambda: orch.current == "rh-alpha" and sim.world.is_loaded("rh-alpha"))
-        await until(pilot, lambda: any(isinstance(e, ev.StudentPhaseChanged) and e.phase == "running" for e in rec.events))
+        await until(
+            pilot, lambda: any(isinstance(e, ev.StudentPhaseChanged) and e.phase == "running" for e in rec.events)
+        )
         await pilot.press("s")
         await until(pilot, lambda: rec.of(ev.StudentFinished))
         run = rec.of(ev.StudentFinished)[0].run

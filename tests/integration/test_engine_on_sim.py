@@ -11,7 +11,6 @@ from rhtui.engine.backend import BackendUnreachable, OllamaBackend
 from rhtui.engine.clock import ScaledClock
 from rhtui.engine.config import Settings
 from rhtui.engine.orchestrator import Orchestrator
-from rhtui.sim.probe import SimProbe
 from rhtui.sim.scenario import load_scenario
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,8 @@ import pytest
 
 from rhtui.engine import events as ev
 from rhtui.engine.clock import SystemClock
-from rhtui.engine.follower import NoSession, RemoteSession
 from rhtui.engine.store import Store
+from rhtui.engine.watch import NoSession, WatchedSession
 from rhtui.tui.state import Budget, UiModel
 
 pytestmark = pytest.mark.integration
@@ -21,7 +21,7 @@ async def test_a_follower_rebuilds_the_typed_event_stream(sim, store, make_engin
     await asyncio.wait_for(orch.run(), 60)
     other = await Store.open(tmp_path / "rhtui.db")  # a second connection, as another process would
     try:
-        remote = RemoteSession(other, SystemClock(), session_name="it")
+        remote = WatchedSession(other, SystemClock(), session_name="it")
         seen: list[ev.Event] = []
         remote.bus.subscribe(seen.append)
         await remote.poll()
@@ -46,7 +46,7 @@ async def test_keys_of_a_watcher_reach_the_running_engine(sim, store, make_engin
     task = asyncio.ensure_future(orch.run())
     other = await Store.open(tmp_path / "rhtui.db")
     try:
-        remote = RemoteSession(other, SystemClock())
+        remote = WatchedSession(other, SystemClock())
         for _ in range(200):
             if orch.session_id is not None and orch.current is not None:
                 break
@@ -77,7 +77,7 @@ async def test_no_session_to_watch_says_so(tmp_path):
     s = await Store.open(tmp_path / "empty.db")
     try:
         with pytest.raises(NoSession, match="named 'nope'"):
-            await RemoteSession(s, SystemClock(), session_name="nope").find_session()
+            await WatchedSession(s, SystemClock(), session_name="nope").find_session()
     finally:
         await s.close()
 
@@ -95,7 +95,7 @@ async def test_a_watcher_shows_the_card_and_quits_without_touching_the_session(s
             if orch.session_id is not None and orch.current is not None:
                 break
             await asyncio.sleep(0.02)
-        remote = RemoteSession(other, SystemClock(), interval_s=0.05)
+        remote = WatchedSession(other, SystemClock(), interval_s=0.05)
         await remote.find_session()
         app = make_app(orch.settings, None, None, other, SystemClock(), orchestrator=remote)
         async with app.run_test(size=(120, 40)) as pilot:
@@ -172,7 +172,7 @@ async def test_the_watchers_dashboard_shows_what_the_live_one_shows(sim, store, 
     await asyncio.wait_for(orch.run(), 60)
     other = await Store.open(tmp_path / "rhtui.db")
     try:
-        remote = RemoteSession(other, SystemClock(), session_name="it")
+        remote = WatchedSession(other, SystemClock(), session_name="it")
         watched = StatusTrail(_ui_model(orch.settings))
         remote.bus.subscribe(watched)
         while await remote.poll():

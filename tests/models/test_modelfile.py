@@ -10,30 +10,30 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from rhtui.engine.config import Settings
 from rhtui.engine.modelfile import (
     DEPRECATED_PARAMETERS,
-    Drift,
-    float32_value,
-    load_modelfile,
-    modelfile_warnings,
-    read_show,
     PARAMETERS,
+    Drift,
     Modelfile,
     ModelfileError,
     compare_with_show,
     discover_students,
+    float32_value,
     full_tag,
     iter_commands,
+    load_modelfile,
+    modelfile_warnings,
     parse_modelfile,
     parse_show_parameters,
     quote_value,
+    read_show,
     render_modelfile,
     resolve_students,
     shipped_modelfiles_dir,
     to_create_request,
     wire_request,
 )
-from rhtui.engine.config import Settings
 
 NAME = "rh-beta.Modelfile"
 

@@ -90,7 +90,7 @@ async def test_a_create_pulls_a_missing_base_with_streamed_progress(served) -> N
 async def test_a_pull_that_cannot_reach_the_registry_fails_with_ollamas_error(served) -> None:
     world, _, client, backend = served
     await client.delete("nous-hermes:7b")
-    world.store.registry_offline = True
+    world.registry.registry_offline = True
     statuses = []
     with pytest.raises(ollama.ResponseError) as info:
         async for part in await client.create(model="rh-new", from_="nous-hermes:7b", stream=True):
@@ -206,7 +206,7 @@ def _fresh(sim) -> None:
     """An Ollama that has nothing pulled yet."""
     def clear() -> None:
         for m in list(sim.world.models()):
-            sim.world.store.delete(m.name)
+            sim.world.registry.delete(m.name)
     sim.call(clear)
 
 
@@ -224,7 +224,7 @@ def test_create_on_a_fresh_ollama_shows_the_pull_of_each_base(sim, rhtui):
 
 def test_create_offline_shows_ollamas_message_and_the_pull_command(sim, rhtui):
     _fresh(sim)
-    sim.call(lambda: setattr(sim.world.store, "registry_offline", True))
+    sim.call(lambda: setattr(sim.world.registry, "registry_offline", True))
     r = rhtui("--host", sim.url, "models", "create", "rh-alpha")
     assert r.exit_code == 1
     out = " ".join(r.output.split())
@@ -246,7 +246,7 @@ def test_create_from_a_gguf_file_uploads_it_and_verify_matches(sim, rhtui, tmp_p
     assert r.exit_code == 0, r.output
     sent = sim.requests()[-1]
     assert sent["files"] == {"tiny.gguf": digest} and "from" not in sent
-    assert sim.call(lambda: sim.world.store.has_blob(digest))
+    assert sim.call(lambda: sim.world.registry.has_blob(digest))
     v = rhtui("--host", sim.url, "--modelfiles", str(folder), "models", "verify")
     assert v.exit_code == 0, v.output
 

@@ -162,7 +162,8 @@ async def test_chat_has_ollamas_message_shape(sim) -> None:
     r = await client.chat(model="rh-alpha", messages=msgs)
     assert r.message.role == "assistant" and len(r.message.content) > 1000
     assert r.done_reason == "stop" and r.eval_count > 1000
-    parts = [p async for p in await client.chat(model="rh-alpha", messages=msgs, stream=True, options={"num_predict": 50})]
+    stream = await client.chat(model="rh-alpha", messages=msgs, stream=True, options={"num_predict": 50})
+    parts = [p async for p in stream]
     assert parts[-1].done and parts[-1].done_reason == "length" and parts[-1].eval_count == 50
     assert "".join(p.message.content for p in parts)
     assert (await client.chat(model="rh-beta", messages=[])).done_reason == "load"

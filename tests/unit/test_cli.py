@@ -208,4 +208,4 @@ def test_the_demo_takes_modelfiles_it_cannot_simulate_without_crashing(tmp_path)
 
     alpha = next(s for s in settings.students if s.name == "rh-alpha")
     wanted = parse_modelfile((tmp_path / "rh-alpha.Modelfile").read_text(encoding="utf-8"), tmp_path / "x").system
-    assert wanted and world.store.get(alpha.tag).system == wanted  # the rest of its Modelfile still applies
+    assert wanted and world.registry.get(alpha.tag).system == wanted  # the rest of its Modelfile still applies

@@ -1,6 +1,6 @@
-"""The simulated model store: ``ollama list``, create, copy, pull, delete (no GPU state here).
+"""The simulated model registry: ``ollama list``, create, copy, pull, delete (no GPU state here).
 
-At start the store holds the scenario's base models (as pulled) and its students (already
+At start the registry holds the scenario's base models (as pulled) and its students (already
 created FROM their base, with the base's template, stop parameters and license, and no
 SYSTEM prompt). `create` follows POST /api/create (server/create.go): the new model inherits
 everything from the model named in ``from``; a non-empty system or template replaces the
@@ -36,7 +36,7 @@ from .catalog import (
 from .errors import SimError
 from .scenario import Scenario, ScenarioStudent
 
-__all__ = ["Blob", "ModelStore", "PullLayer", "REGISTRY_MB_PER_S"]
+__all__ = ["Blob", "ModelRegistry", "PullLayer", "REGISTRY_MB_PER_S"]
 
 REGISTRY_MB_PER_S = 50.0
 """How fast the simulated registry serves a pull, in MiB per simulated second."""
@@ -58,7 +58,7 @@ class PullLayer:
     size: int
 
 
-class ModelStore:
+class ModelRegistry:
     def __init__(self, scenario: Scenario, now: Callable[[], float]) -> None:
         self.scenario = scenario
         self._now = now
@@ -68,8 +68,8 @@ class ModelStore:
         """Pulls fail as Ollama's do when it cannot reach its registry (no network)."""
         t = now()
         bases = {s.base: s for s in scenario.students}
-        for i, (base, st) in enumerate(bases.items()):
-            self._add_base(full_name(base), st.weights_mb, st.prompt_tokens, t - 86400 * 30 - 3600 * i)
+        for i, (base_name, st) in enumerate(bases.items()):
+            self._add_base(full_name(base_name), st.weights_mb, st.prompt_tokens, t - 86400 * 30 - 3600 * i)
         for i, st in enumerate(scenario.students):
             base = self._models[full_name(st.base)]
             self._models[full_name(st.name)] = SimModel(

@@ -1,6 +1,6 @@
 """`rhtui watch`: follow a session that another process runs, through the database.
 
-SQLite in WAL mode lets this process read while the engine writes. `RemoteSession`
+SQLite in WAL mode lets this process read while the engine writes. `WatchedSession`
 rebuilds the engine's typed events from the `events` table (each row keeps the
 event's fields as JSON; the engine stores every event there, token progress at
 most once a second per run, see rhtui/engine/events.py) and the latest hardware
@@ -12,7 +12,9 @@ cannot tell it from a live engine. Its controls have the orchestrator's names; t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import replace
+from typing import cast, get_args
 
 from rhtui.engine import events as ev
 from rhtui.engine.clock import Clock
@@ -23,7 +25,7 @@ class NoSession(Exception):
     """There is no session to follow; str() says which was looked for."""
 
 
-class RemoteSession:
+class WatchedSession:
     """The orchestrator's face for a session run by another process."""
 
     remote = True
@@ -92,10 +94,9 @@ class RemoteSession:
 
     async def poll(self) -> int:
         """Emit what was stored since the last poll; returns how many events."""
-        if self.session_id is None:
-            await self.find_session()
+        session_id = self.session_id if self.session_id is not None else await self.find_session()
         n = 0
-        for row in await self.store.events_since(self.session_id, self._last_event_id):
+        for row in await self.store.events_since(session_id, self._last_event_id):
             self._last_event_id = row.id
             run = None
             if row.data and "run_id" in row.data:
@@ -104,14 +105,11 @@ class RemoteSession:
             if event is None:
                 if not row.message:  # a kind this version cannot rebuild, and no line to show for it
                     continue
-                event = ev.LogMessage(
-                    ts=row.ts, text=row.message,
-                    level=row.level if row.level in ("debug", "info", "warning", "error", "critical") else "info",
-                )
+                event = ev.LogMessage(ts=row.ts, text=row.message, level=_level(row.level))
             self._track(event)
             self.bus.emit(event)
             n += 1
-        snap = await self.store.latest_snapshot(self.session_id, self._last_sample_ts)
+        snap = await self.store.latest_snapshot(session_id, self._last_sample_ts)
         if snap is not None:
             self._last_sample_ts = snap.ts
             if snap.gpu_name is None and self.gpu_name:
@@ -137,7 +135,13 @@ class RemoteSession:
         while not self._stop.is_set():
             t0 = loop.time()
             await self.poll()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), max(0.05, self.interval_s - (loop.time() - t0)))
-            except asyncio.TimeoutError:
-                pass
+
+
+def _level(stored: str) -> ev.Level:
+    """A stored level as the event's type; one this version does not know reads as info."""
+    for level in get_args(ev.Level):
+        if stored == level:
+            return cast(ev.Level, level)
+    return "info"
