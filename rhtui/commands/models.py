@@ -192,9 +192,15 @@ async def model_state(backend: OllamaBackend, st: Student) -> tuple[str, list[Dr
 @models_app.command()
 def create(
     ctx: typer.Context,
-    names: Annotated[list[str] | None, typer.Argument(help="Students to create (default: all).", show_default=False)] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the request each model would be created with; send nothing.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Recreate even a model that already matches its Modelfile.")] = False,
+    names: Annotated[list[str] | None, typer.Argument(
+        help="Students to create (default: all).", show_default=False,
+    )] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print the request each model would be created with; send nothing.",
+    )] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Recreate even a model that already matches its Modelfile.",
+    )] = False,
     config: ConfigOption = None,
     host: HostOption = None,
     modelfiles: ModelfilesOption = None,
@@ -219,7 +225,7 @@ def create(
         except ModelfileError as exc:
             err(f"rhtui: {exc}")
             err("rhtui: nothing was sent to Ollama")
-            raise typer.Exit(1)
+            raise typer.Exit(1) from None
         for w in modelfile_warnings(st.mf):
             err(f"warning: {w}")
     if dry_run:
@@ -503,8 +509,8 @@ async def _list(settings: Settings, students: list[Student]) -> int:
     finally:
         await backend.close()
     profiles, note = await read_profiles(settings.db_path)
-    table = Table(title=Text(f"Students (Ollama at {settings.ollama_host}; learned profile from {settings.db_path.name})"),
-                  title_justify="left", box=None, header_style="bold", pad_edge=False)
+    title = f"Students (Ollama at {settings.ollama_host}; learned profile from {settings.db_path.name})"
+    table = Table(title=Text(title), title_justify="left", box=None, header_style="bold", pad_edge=False)
     for col, just in (("student", "left"), ("base", "left"), ("on disk", "right"), ("loaded", "right"),
                       ("runs", "right"), ("VRAM MB", "right"), ("s/run", "right"), ("tok/s", "right")):
         table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]

@@ -72,7 +72,10 @@ def test_a_full_modelfile_parses():
     assert mf.system == 'You are\n  a "student".\n'
     assert mf.template == "{{ .System }} {{ .Prompt }}"
     assert mf.license == ["MIT"]
-    assert mf.messages == [{"role": "user", "content": "What is RH?"}, {"role": "assistant", "content": "A conjecture."}]
+    assert mf.messages == [
+        {"role": "user", "content": "What is RH?"},
+        {"role": "assistant", "content": "A conjecture."},
+    ]
     assert mf.lines["system"] == 9 and mf.lines["parameter num_ctx"] == 5
 
 
@@ -96,7 +99,8 @@ def test_quoting_follows_ollamas_parser():
         ("FROM x\n\nRUN echo hi\n", 3, ["unknown instruction 'RUN'", "FROM, PARAMETER, SYSTEM"]),
         ("FROM x\nSYSTEM: hi\n", 2, ["expected a space after SYSTEM"]),
         ("# only a comment\nPARAMETER temperature 0.5\n", 1, ["no FROM instruction", "FROM mistral:7b"]),
-        ("FROM x\n# c\n\n\n\n\n\n\n\n\n\nPARAMETER temperature hot\n", 12, ["PARAMETER temperature expects a number, got 'hot'"]),
+        ("FROM x\n# c\n\n\n\n\n\n\n\n\n\nPARAMETER temperature hot\n", 12,
+         ["PARAMETER temperature expects a number, got 'hot'"]),
         ("FROM x\nPARAMETER num_ctx 4096.5\n", 2, ["PARAMETER num_ctx expects a whole number, got '4096.5'"]),
         ("FROM x\nPARAMETER temperature nan\n", 2, ["expects a finite number"]),
         ("FROM x\nPARAMETER temperature 1e39\n", 2, ["within float32's range"]),
@@ -104,7 +108,8 @@ def test_quoting_follows_ollamas_parser():
         ("FROM x\nPARAMETER num_ctx 1_024\n", 2, ["expects a whole number"]),
         ("FROM x\nPARAMETER num_ctx \uff14\n", 2, ["expects a whole number"]),
         ("FROM x\nPARAMETER use_mmap maybe\n", 2, ["PARAMETER use_mmap expects true or false"]),
-        ("FROM x\n\nPARAMETER tempurature 0.5\n", 3, ["PARAMETER tempurature is not an Ollama parameter", "did you mean temperature?"]),
+        ("FROM x\n\nPARAMETER tempurature 0.5\n", 3,
+         ["PARAMETER tempurature is not an Ollama parameter", "did you mean temperature?"]),
         ("FROM x\nPARAMETER temperature\n", 2, ["PARAMETER temperature needs a value"]),
         ("FROM x\nPARAMETER temperature \n", 2, ["PARAMETER temperature expects a number, got ''"]),
         ("FROM x\nPARAMETER  temperature 0.5\n", 2, ["PARAMETER expects a parameter name after exactly one space"]),
@@ -123,7 +128,8 @@ def test_quoting_follows_ollamas_parser():
         ("FROM x\nREQUIRES 1.2-beta\n", 2, ["REQUIRES must be a valid semver"]),
         ("FROM x\n\u00a0SYSTEM: hi\n", 2, ["expected a space after SYSTEM"]),
         ("FROM x\n{{ .Prompt }}\n", 2, ["unknown instruction '{{'"]),
-        ('FROM x\nSYSTEM """You are\na student.\nPARAMETER temperature 0.5\n', 2, ['SYSTEM opens a """ block here that is never closed', 'ending with """']),
+        ('FROM x\nSYSTEM """You are\na student.\nPARAMETER temperature 0.5\n', 2,
+         ['SYSTEM opens a """ block here that is never closed', 'ending with """']),
         ('FROM x\nTEMPLATE "{{ .Prompt }}\n', 2, ['TEMPLATE opens a " block here that is never closed']),
     ],
 )
@@ -342,7 +348,9 @@ def test_roles_differ(shipped):
 
 def test_to_create_request_has_only_what_is_set():
     mf = parse_modelfile("FROM mistral:7b\nPARAMETER stop a\nPARAMETER stop b\nPARAMETER num_ctx 4096\nSYSTEM hi\n")
-    assert to_create_request(mf) == {"from_": "mistral:7b", "system": "hi", "parameters": {"stop": ["a", "b"], "num_ctx": 4096}}
+    assert to_create_request(mf) == {
+        "from_": "mistral:7b", "system": "hi", "parameters": {"stop": ["a", "b"], "num_ctx": 4096},
+    }
     assert to_create_request(parse_modelfile("FROM x\n")) == {"from_": "x"}
     # an empty SYSTEM or TEMPLATE is not sent (Go's omitempty: Ollama keeps the base model's)
     assert to_create_request(parse_modelfile('FROM x\nSYSTEM ""\nTEMPLATE    \n')) == {"from_": "x"}
@@ -378,10 +386,16 @@ PARAMETER temperature 0.6
 
 def test_a_matching_model_has_no_drift():
     mf = parse_modelfile('FROM mistral:7b\nPARAMETER temperature 0.6\nPARAMETER num_ctx 6144\n'
-                         'PARAMETER stop "[INST]"\nPARAMETER stop "[/INST]"\nSYSTEM """Be rigorous.\nCite carefully."""\n')
+                         'PARAMETER stop "[INST]"\nPARAMETER stop "[/INST]"\n'
+                         'SYSTEM """Be rigorous.\nCite carefully."""\n')
     assert compare_with_show(mf, SHOW_MODELFILE) == []
-    params = 'num_ctx                        6144\nstop                           "[/INST]"\nstop                           "[INST]"\ntemperature                    0.6000000238418579'
-    assert parse_show_parameters(params) == {"num_ctx": 6144, "stop": ["[/INST]", "[INST]"], "temperature": 0.6000000238418579}
+    params = ('num_ctx                        6144\n'
+              'stop                           "[/INST]"\n'
+              'stop                           "[INST]"\n'
+              'temperature                    0.6000000238418579')
+    assert parse_show_parameters(params) == {
+        "num_ctx": 6144, "stop": ["[/INST]", "[INST]"], "temperature": 0.6000000238418579,
+    }
     assert compare_with_show(mf, SHOW_MODELFILE, params) == []
 
 

@@ -228,7 +228,8 @@ def test_rm_refuses_a_model_that_is_not_a_student(sim, rhtui):
 
 def test_a_student_brought_without_a_modelfile_is_only_checked_for_presence(sim, rhtui, tmp_path):
     cfg = tmp_path / "rhtui.toml"
-    cfg.write_text('[[students]]\nname = "mine"\nmodel = "mistral:7b"\n\n[[students]]\nname = "gone"\nmodel = "phi3:mini"\n')
+    cfg.write_text('[[students]]\nname = "mine"\nmodel = "mistral:7b"\n\n'
+                   '[[students]]\nname = "gone"\nmodel = "phi3:mini"\n')
     r = rhtui("--host", sim.url, "--config", str(cfg), "models", "verify")
     assert r.exit_code == 1
     assert re.search(r"mine\s+present\s+mistral:7b \(no Modelfile", r.output), r.output
