@@ -6,9 +6,10 @@
         --> UiModel.apply (plain state, versioned per area)
         --> the current view's `sync` (only widgets whose area changed)
 
-Keys go the other way, as plain calls on the orchestrator (pause, resume,
+Keys go the other way, as plain calls on the engine (an `EngineHandle`: pause, resume,
 skip_current, set_enabled, emergency_stop, clear_emergency, request_stop). The
-app holds no engine logic; widgets never see the store or the backend.
+app holds no engine logic; widgets never see the store or the backend. What it
+touches of Textual's internals is in textual_compat.py.
 """
 
 from __future__ import annotations
@@ -17,30 +18,43 @@ import asyncio
 import contextlib
 import os
 import signal
-import threading
-from collections.abc import Callable, Iterable
-from typing import Any, ClassVar
+from collections.abc import Callable, Coroutine, Iterable
+from types import FrameType
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import events, on
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.dom import DOMNode
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState
 
 from rhtui.engine import events as ev
+from rhtui.engine.backend import LlmBackend
+from rhtui.engine.clock import Clock
+from rhtui.engine.config import Settings
 from rhtui.engine.events import EventBus
+from rhtui.engine.handle import EngineHandle
+from rhtui.engine.hardware import HardwareProbe
+from rhtui.engine.store import Store
 from rhtui.tui.idle_gc import IdleCollector
-from rhtui.tui.screens.base import RhtuiScreen
+from rhtui.tui.screens.base import RhtuiScreen, ViewHost
 from rhtui.tui.screens.charts import ChartsScreen
 from rhtui.tui.screens.confirm_quit import ConfirmQuit
 from rhtui.tui.screens.dashboard import DashboardScreen
 from rhtui.tui.screens.help import HelpScreen, rows_from_bindings
 from rhtui.tui.screens.history import HistoryScreen
 from rhtui.tui.screens.proposals import ProposalsScreen
-from rhtui.tui.state import Budget, UiModel
+from rhtui.tui.state import UiModel
+from rhtui.tui.textual_compat import (
+    InstantModeSwitch,
+    StopOnUnhandledError,
+    release_dead_terminal,
+    unpin_styles_caches,
+    widget_bindings,
+)
 from rhtui.tui.widgets.cycle_chart import CycleTokens
-from rhtui.tui.widgets.render_caches import unpin_styles_caches
 from rhtui.tui.widgets.student_chart import StudentBars
 from rhtui.tui.widgets.vram_chart import VramSeries
 
@@ -96,20 +110,20 @@ NO_SIGNALS = (AttributeError, NotImplementedError, RuntimeError, ValueError)
 """What installing a signal handler raises off the main thread or on Windows: run without them."""
 
 
-class RhtuiApp(App[int]):
+class RhtuiApp(StopOnUnhandledError, InstantModeSwitch, App[int]):
     """The rhtui dashboard. Build it with `make_app`."""
 
     CSS_PATH = "app.tcss"
     TITLE = "rhtui"
-    MODES: ClassVar[dict[str, Any]] = {
+    MODES: ClassVar[dict[str, str | Callable[[], Screen[Any]]]] = {
         "dashboard": DashboardScreen,
         "charts": ChartsScreen,
         "proposals": ProposalsScreen,
         "history": HistoryScreen,
     }
     DEFAULT_MODE = "dashboard"
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (120, "-wide")]
-    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (36, "-tall")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("p", "toggle_pause", "Pause", id="pause",
@@ -131,12 +145,12 @@ class RhtuiApp(App[int]):
     def __init__(
         self,
         *,
-        settings: Any,
-        clock: Any,
-        orchestrator: Any | None = None,
+        settings: Settings,
+        clock: Clock,
+        orchestrator: EngineHandle | None = None,
         start_engine: bool = True,
-        backend: Any | None = None,
-        probe: Any | None = None,
+        backend: LlmBackend | None = None,
+        probe: HardwareProbe | None = None,
     ) -> None:
         super().__init__()
         unpin_styles_caches()
@@ -146,36 +160,28 @@ class RhtuiApp(App[int]):
         self.start_engine = start_engine and orchestrator is not None
         self.backend = backend
         self.probe = probe
-        self.bus: EventBus = getattr(orchestrator, "bus", None) or EventBus()
-        b = settings.budget
+        self.bus: EventBus = orchestrator.bus if orchestrator is not None else EventBus()
         self.model = UiModel(
             session_name=settings.session.name,
-            host=getattr(backend, "host", None) or settings.ollama_host,
+            host=(backend.host if backend is not None else "") or settings.ollama_host,
             students=[(s.name, s.tag, s.enabled) for s in settings.students],
-            duration_s=settings.session.duration_min * 60.0 * float(getattr(clock, "speed", 1.0) or 1.0),
-            budget=Budget(
-                reserve_mb=b.reserve_mb,
-                max_fraction=b.max_fraction,
-                emergency_fraction=b.emergency_fraction,
-                timeout_s=b.timeout_s,
-                cooldown_s=b.cooldown_s,
-            ),
+            duration_s=settings.session.duration_min * 60.0 * float(clock.speed or 1.0),
+            budget=settings.budget,
             sample_interval_s=settings.sample_interval_s,
         )
         self.quitting = False
         self.hung_up = False
         """The terminal went away (SIGHUP): the session is being stopped with nobody watching."""
-        self._previous_sighup: Any = None
-        self._engine_worker: Worker | None = None
-        self._engine_task: asyncio.Future | None = None
+        self._previous_sighup: Callable[[int, FrameType | None], Any] | int | None = None
+        self._engine_worker: Worker[None] | None = None
+        self._engine_task: asyncio.Future[None] | None = None
         """The engine's run(), shielded from the worker's cancel (see `_run_engine`)."""
         self.crash: BaseException | None = None
         """The first unhandled exception of the dashboard: the session was stopped for it."""
         self._forced = False
         self._unsubscribe: Callable[[], None] | None = None
         self._sync_pending = False
-        self._binding_sig: tuple = ()
-        self._instant_switch = False
+        self._binding_sig: tuple[bool, ...] = ()
         self.views: dict[str, RhtuiScreen] = {}
         """The view screens mounted so far, by mode name (each registers itself on mount)."""
         self.events_seen = 0
@@ -253,19 +259,16 @@ class RhtuiApp(App[int]):
 
     # -- an unhandled exception anywhere in the app ----------------------------------------
 
-    def _handle_exception(self, error: Exception) -> None:
-        """Textual's single door for an exception nothing handled: a widget's render or compose, a
-        message or event handler, a timer, a callback, a worker with exit_on_error. Textual then
-        closes the app with return code 1 and prints the traceback. Textual 8 has no public hook
-        for it, so this override is the least private one (every caller goes through it, see
-        textual/app.py, message_pump.py, widget.py, screen.py, timer.py, worker.py). A bug in
-        the dashboard must not lose the session: the engine is told to stop first, with the
-        error as the reason, and `on_unmount` waits for it."""
+    def unhandled_exception(self, error: Exception) -> None:
+        """Nothing handled `error` (a widget's render or compose, a message or event handler, a
+        timer, a callback, a worker with exit_on_error); Textual closes the app with return code
+        1 and prints the traceback next (see `StopOnUnhandledError`). A bug in the dashboard must
+        not lose the session: the engine is told to stop first, with the error as the reason,
+        and `on_unmount` waits for it."""
         if self.crash is None:
             self.crash = error
             if self._engine_task is not None and not self._engine_task.done():
                 self._request_engine_stop()
-        super()._handle_exception(error)
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.InputEvent):
@@ -298,6 +301,8 @@ class RhtuiApp(App[int]):
         loop = asyncio.get_running_loop()
         with contextlib.suppress(*NO_SIGNALS):
             loop.add_signal_handler(signal.SIGTERM, self.graceful_quit)
+            # an outside `kill -INT` (Ctrl-C itself arrives as a key): as q without asking; again: at once
+            loop.add_signal_handler(signal.SIGINT, self._on_interrupt)
             # not through the loop: it must run before Textual's SIGCONT handler, and even
             # while a write to the dead terminal holds the loop (see terminal_hung_up)
             self._previous_sighup = signal.signal(signal.SIGHUP, self._on_hangup)
@@ -307,12 +312,20 @@ class RhtuiApp(App[int]):
             return
         with contextlib.suppress(*NO_SIGNALS):
             asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
             if self._previous_sighup is not None:
                 signal.signal(signal.SIGHUP, self._previous_sighup)
 
-    def _on_hangup(self, _signum: int, _frame: object) -> None:
+    def _on_interrupt(self) -> None:
+        if self.quitting:  # a second SIGINT: the engine is cancelled, the session closed "cancelled"
+            self._forced = True
+            self.exit(130)
+            return
+        self.graceful_quit()
+
+    def _on_hangup(self, _signum: int, _frame: FrameType | None) -> None:
         self.hung_up = True
-        terminal_hung_up(self._driver)
+        terminal_hung_up(self)
         loop = self._ui_loop
         with contextlib.suppress(RuntimeError):  # the loop is closed: we are exiting anyway
             if loop is not None:
@@ -322,7 +335,10 @@ class RhtuiApp(App[int]):
         # run() is a task of its own, shielded: when the app closes, Textual cancels its workers,
         # and a cancel would leave the running proposal unrecorded and the session open; the app
         # stops the engine as q does instead, and waits for it (`_stop_engine_before_exit`)
-        self._engine_task = asyncio.ensure_future(self.orchestrator.run())
+        orch = self.orchestrator
+        if orch is None:
+            raise RuntimeError("no engine to run")
+        self._engine_task = asyncio.ensure_future(orch.run())
         await asyncio.shield(self._engine_task)
 
     @property
@@ -410,10 +426,10 @@ class RhtuiApp(App[int]):
 
     def _pull_orchestrator_state(self) -> None:
         """Which students the engine has enabled (a watcher may start after a key changed one)."""
-        enabled = getattr(self.orchestrator, "enabled", None) if self.orchestrator else None
-        if isinstance(enabled, dict):
-            for name, on in enabled.items():
-                self.model.set_enabled(name, bool(on))
+        if self.orchestrator is None:
+            return
+        for name, enabled in self.orchestrator.enabled.items():
+            self.model.set_enabled(name, bool(enabled))
 
     # -- data for the charts (plain tuples) -------------------------------------------
 
@@ -447,19 +463,20 @@ class RhtuiApp(App[int]):
         m = self.model
         live = self.orchestrator is not None and m.finished is None and not m.engine_error and not self.quitting
         if action == "clear_emergency":
-            return True if (live and m.emergency is not None) else False
+            return bool(live and m.emergency is not None)
         if action == "skip":
             return True if (live and m.current is not None) else None
         if action in ("toggle_pause", "emergency_stop"):
             return True if live else None
         return True
 
-    def _control(self, what: str, call: Callable[[], object]) -> bool:
-        if self.orchestrator is None:
+    def _control(self, what: str, call: Callable[[EngineHandle], object]) -> bool:
+        orch = self.orchestrator
+        if orch is None:
             self.notify("The engine is not running here: this view is read-only.", severity="warning")
             return False
         try:
-            call()
+            call(orch)
         except Exception as exc:  # a control must never crash the dashboard
             self.notify(f"{what} failed: {exc}", severity="error", markup=False)
             return False
@@ -467,35 +484,46 @@ class RhtuiApp(App[int]):
 
     def action_toggle_pause(self) -> None:
         orch = self.orchestrator
-        state = getattr(orch, "state", None) or self.model.state
+        state = (orch.state if orch is not None else None) or self.model.state
         # no toast: the state badge and the banner say it (and a toast costs a layout)
         if state == "paused":
-            self._control("resume", orch.resume)
+            self._control("resume", lambda o: o.resume())
         else:
-            self._control("pause", orch.pause)
+            self._control("pause", lambda o: o.pause())
 
     def action_skip(self) -> None:
-        student = self.model.current or getattr(self.orchestrator, "current", None)
-        if self._control("skip", self.orchestrator.skip_current):
+        student = self.model.current or (self.orchestrator.current if self.orchestrator is not None else None)
+        if self._control("skip", lambda o: o.skip_current()):
             self.notify(f"Skipping {student or 'the running student'}: cancel, unload, record skipped.",
                         markup=False, timeout=3)
 
     def action_emergency_stop(self) -> None:
         # the banner says what happened once the engine reports it
-        self._control("emergency stop", lambda: self.orchestrator.emergency_stop("emergency stop by user"))
+        self._control("emergency stop", lambda o: o.emergency_stop("emergency stop by user"))
 
     def action_clear_emergency(self) -> None:
-        self._control("resume after emergency", self.orchestrator.clear_emergency)
+        self._control("resume after emergency", lambda o: o.clear_emergency())
 
     def toggle_student(self, student: str) -> None:
         row = self.model.students.get(student)
         if row is None:
             return
         new = not row.enabled
-        if self._control("enable/disable", lambda: self.orchestrator.set_enabled(student, new)):
+        if self._control("enable/disable", lambda o: o.set_enabled(student, new)):
             self.model.set_enabled(student, new)
             self.notify(f"{student} {'enabled' if new else 'disabled'} from its next turn.", markup=False)
             self._schedule_sync()
+
+    def release_student(self, student: str) -> None:
+        row = self.model.students.get(student)
+        if row is None:
+            return
+        if row.health == "healthy":
+            self.notify(f"{student} is healthy: nothing to release (u releases a failing student).",
+                        markup=False, timeout=3)
+            return
+        if self._control("release", lambda o: o.release(student)):
+            self.notify(f"Releasing {student}: it runs again at its next turn.", markup=False, timeout=3)
 
     def action_switch_view(self, view: str) -> None:
         if view not in VIEWS or self.current_mode == view:
@@ -507,15 +535,7 @@ class RhtuiApp(App[int]):
         # Shown before: bring it up to date while hidden, then swap in the same frame. Textual
         # holds every mode switch back 50 ms to hide a half-mounted screen; there is none here.
         screen.sync(self.model)
-        self._instant_switch = True
-        try:
-            self.switch_mode(view)
-        finally:
-            self._instant_switch = False
-
-    def delay_update(self, delay: float = 0.05) -> None:
-        if not self._instant_switch:
-            super().delay_update(delay)
+        self.switch_mode_now(view)
 
     def action_next_view(self) -> None:
         i = VIEWS.index(self.current_mode) if self.current_mode in VIEWS else 0
@@ -543,9 +563,7 @@ class RhtuiApp(App[int]):
             sections.append((f"{screen[0].VIEW.capitalize()}", rows_from_bindings(_bindings(own), key)))
             focused = screen[0].focused
             if focused is not None:
-                bindings_map = getattr(focused, "_bindings", None)
-                key_map = getattr(bindings_map, "key_to_bindings", {}) or {}
-                bindings = [b for bs in key_map.values() for b in bs]
+                bindings = widget_bindings(focused)
                 name = FRIENDLY_NAMES.get(type(focused).__name__, type(focused).__name__)
                 sections.append((f"{name} (focused)", rows_from_bindings(bindings, key)))
         sections.append(("Anywhere", [("^p", "Command palette", "Every action here, and Theme to change colours")]))
@@ -558,8 +576,9 @@ class RhtuiApp(App[int]):
             return
         if any(isinstance(s, ConfirmQuit) for s in self.screen_stack):
             return
-        if getattr(self.orchestrator, "remote", False):  # a watcher: the session goes on without us
-            self.orchestrator.request_stop()
+        orch = self.orchestrator
+        if orch is not None and getattr(orch, "remote", False):  # a watcher: the session goes on without us
+            orch.request_stop()
             self.exit(0)
             return
         if self.engine_running and self.model.current is not None:
@@ -579,9 +598,8 @@ class RhtuiApp(App[int]):
         if self.quitting:
             return
         self.quitting = True
-        orch = self.orchestrator
         reason = "the terminal was closed (SIGHUP)" if self.hung_up else "stopped by user"
-        self._control("stop", lambda: orch.request_stop(reason))
+        self._control("stop", lambda o: o.request_stop(reason))
         self.model.bump("banner", "status")
         self._schedule_sync()
         self.set_timer(QUIT_TIMEOUT_S, self._quit_timed_out, name="quit-timeout")
@@ -621,44 +639,23 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def terminal_hung_up(driver: Any) -> None:
+def terminal_hung_up(app: App[Any]) -> None:
     """The terminal is gone: make sure nothing waits on it while the engine stops.
 
-    Textual's Linux driver writes frames through a thread with a 30-slot queue; a
-    write to a hung-up terminal fails, that thread dies, and the next 30 frames
-    block the event loop for good, so the graceful stop never runs. The kernel's
-    SIGCONT after the hangup would also restart application mode on the dead
-    terminal. So: the terminal's descriptors now lead to /dev/null, the input thread
-    is told to stop (a read would fail or block), application mode is not restarted
-    on SIGCONT, and anything still queued for a dead writer thread is drained.
+    The terminal's descriptors now lead to /dev/null (a read would fail or block, a write
+    fail), then Textual's driver lets go of it (`release_dead_terminal`: no restart of
+    application mode on the kernel's SIGCONT, the input thread stopped, a dead writer
+    thread's queue drained), so the graceful stop runs.
     """
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         with contextlib.suppress(OSError):
             os.dup2(devnull, fd)
     os.close(devnull)
-    if driver is None:
-        return
-    driver._auto_restart = False
-    exit_event = getattr(driver, "exit_event", None)
-    if exit_event is not None:
-        exit_event.set()
-    writer = getattr(driver, "_writer_thread", None)
-    queue = getattr(writer, "_queue", None)
-    if queue is not None:
-        threading.Thread(target=_drain, args=(queue,), name="rhtui-hangup-drain", daemon=True).start()
+    release_dead_terminal(app)
 
 
-def _drain(queue: Any) -> None:
-    """Consume a dead writer's queue; hand its stop marker back to a live writer."""
-    while True:
-        item = queue.get()
-        if item is None:
-            queue.put(None)
-            return
-
-
-def _runner(app: App, node: Any, action: str) -> Callable[[], Any]:
+def _runner(app: App[Any], node: DOMNode, action: str) -> Callable[[], Coroutine[Any, Any, None]]:
     async def run() -> None:
         await app.run_action(action, node)
 
@@ -670,21 +667,24 @@ def _bindings(spec: Iterable[BindingType]) -> list[Binding]:
 
 
 def make_app(
-    settings: Any,
-    backend: Any,
-    probe: Any,
-    store: Any,
-    clock: Any,
+    settings: Settings,
+    backend: LlmBackend | None,
+    probe: HardwareProbe | None,
+    store: Store | None,
+    clock: Clock,
     *,
-    orchestrator: Any | None = None,
+    orchestrator: EngineHandle | None = None,
     start_engine: bool = True,
 ) -> RhtuiApp:
     """Build the dashboard. With `start_engine` (the CLI) an Orchestrator is made if none is
-    given and its `run()` becomes the app's "engine" worker; without it (snapshot tests)
-    nothing runs and events are fed with `app.engine_event(event)`."""
+    given (from `backend`, `probe` and `store`, which it then needs) and its `run()` becomes the
+    app's "engine" worker; without it (snapshot tests) nothing runs and events are fed with
+    `app.engine_event(event)`. An engine that runs elsewhere (a watcher) needs none of them."""
     if orchestrator is None and start_engine:
         from rhtui.engine.orchestrator import Orchestrator
 
+        if backend is None or probe is None or store is None:
+            raise TypeError("make_app: an engine to start needs a backend, a probe and a store")
         orchestrator = Orchestrator(settings, backend, probe, store, clock)
     return RhtuiApp(
         settings=settings,
@@ -695,3 +695,6 @@ def make_app(
         probe=probe,
     )
 
+
+if TYPE_CHECKING:
+    _VIEW_HOST: type[ViewHost] = RhtuiApp  # mypy checks that the app is what its views need

@@ -18,8 +18,8 @@ from rhtui.engine import events as ev
 from rhtui.tui.idle_gc import NEVER
 from rhtui.tui.screens.confirm_quit import ConfirmQuit
 from rhtui.tui.screens.help import HelpScreen
+from rhtui.tui.textual_compat import unpin_styles_caches
 from rhtui.tui.widgets.proposal_view import ProposalView
-from rhtui.tui.widgets.render_caches import unpin_styles_caches
 from rhtui.tui.widgets.student_queue import StudentQueue
 from tests.ui import scenes
 from tests.ui.fakes import T0, FakeOrchestrator, run_record, snapshot
@@ -251,17 +251,36 @@ async def test_live_events_reach_the_queue_and_collapse(make_ui):
 
 
 async def test_every_builtin_theme_renders(make_ui):
+    """Each built-in theme draws the whole dashboard (every student, the log), in colours of its
+    own; the charts view follows a theme change too."""
+    import re
+
     from textual.theme import BUILTIN_THEMES
+
+    from tests.ui.fakes import STUDENTS
+
+    def colours(svg: str) -> frozenset[str]:
+        return frozenset(re.findall(r"#[0-9a-fA-F]{6}\b", svg))
 
     app = make_ui(scenes.mid_cycle_events())
     async with app.run_test(size=(160, 50)) as pilot:
+        seen: dict[str, frozenset[str]] = {}
         for name in BUILTIN_THEMES:
             app.theme = name
             await pilot.pause()
+            svg = app.export_screenshot().replace("&#160;", " ")
+            assert all(s in svg for s in STUDENTS), name
+            assert "cycle 3 started" in svg, name  # the log was drawn
+            seen[name] = colours(svg)
+        assert len(set(seen.values())) == len(seen), "two themes drew the dashboard in the same colours"
         await pilot.press("2")
         await pilot.pause()
-        app.theme = "nord"
+        charts = app.export_screenshot()
+        app.theme = "nord" if app.theme != "nord" else "dracula"
         await pilot.pause()
+        recoloured = app.export_screenshot().replace("&#160;", " ")
+        assert "VRAM used" in recoloured and colours(recoloured) != colours(charts)
+    assert app.return_code in (None, 0)  # nothing failed while drawing
 
 
 async def test_footer_recomposes_do_not_leak_widgets(make_ui):
@@ -344,7 +363,8 @@ async def test_replaced_proposal_widgets_leave_no_styles_cache_behind(make_ui):
         await pilot.press("3")
         await pilot.pause()
         for cycle in range(4, 24):
-            parts = (f"## Part {k}\n\n- step {k}\n- cycle {cycle}\n\n> bound the error term" for k in range(cycle % 5 + 1))
+            parts = (f"## Part {k}\n\n- step {k}\n- cycle {cycle}\n\n> bound the error term"
+                     for k in range(cycle % 5 + 1))
             text = "\n\n".join(parts)
             app.screen.query_one(ProposalView).show(run_record("rh-alpha", cycle, proposal=text))
             await pilot.pause()

@@ -8,7 +8,7 @@ it is shown again (`on_screen_resume`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar, Protocol, cast
 
 from textual import events
 from textual.app import ComposeResult
@@ -18,16 +18,39 @@ from textual.screen import Screen
 
 from rhtui.tui.state import UiModel
 from rhtui.tui.text import fmt_mb, one_line
+from rhtui.tui.textual_compat import cap_query_one_cache, stylesheet_generation
 from rhtui.tui.widgets.banner import Banner
+from rhtui.tui.widgets.cycle_chart import CycleTokens
 from rhtui.tui.widgets.footer import RhFooter
-from rhtui.tui.widgets.render_caches import cap_caches
 from rhtui.tui.widgets.status_bar import StatusBar, StatusInfo
-
-if TYPE_CHECKING:
-    from rhtui.tui.app import RhtuiApp
+from rhtui.tui.widgets.student_chart import StudentBars
+from rhtui.tui.widgets.vram_chart import VramSeries
 
 VIEW_GROUP = Binding.Group("Views", compact=True)
 # The view keys are not in the footer: the header's view bar shows them (and takes clicks).
+
+
+class ViewHost(Protocol):
+    """What a view needs of the app that shows it (`rhtui.tui.app.RhtuiApp` is the one)."""
+
+    model: UiModel
+    quitting: bool
+    views: dict[str, RhtuiScreen]
+    """The view screens mounted so far, by mode name (each registers itself on mount)."""
+
+    def sync_screen(self, screen: RhtuiScreen) -> None:
+        """A view was shown or mounted: bring it up to date now."""
+        ...
+
+    def toggle_student(self, student: str) -> None: ...
+
+    def release_student(self, student: str) -> None: ...
+
+    def vram_series(self) -> VramSeries: ...
+
+    def student_bars(self, metric: str) -> StudentBars: ...
+
+    def cycle_tokens(self) -> CycleTokens: ...
 
 
 def status_info(m: UiModel) -> StatusInfo:
@@ -75,12 +98,20 @@ def banner_for(m: UiModel, *, quitting: bool = False, on_dashboard: bool = False
             "◌ Stopping: cancelling the running proposal (recorded as aborted), unloading every model, "
             "saving the session… Press q again to quit at once."
         )
+    if m.finished is not None and m.backend_down is not None:  # ended by an outage of Ollama
+        f = m.finished
+        return "error", (
+            f"✖ Session ended: {one_line(f.reason, 120)}. {f.cycles} cycles, {f.runs} runs are saved. "
+            "Start Ollama (ollama serve), then a new session. Press q to quit."
+        )
     if m.finished is not None:
         f = m.finished
         return "finished", (
             f"✔ Session finished ({one_line(f.reason, 80)}): {f.cycles} cycles, {f.runs} runs, "
             f"{f.tokens:,} tokens. Everything is unloaded and saved. Press q to quit, 3 for the proposals."
         )
+    if m.state == "finished" and m.state_reason.startswith("stale:"):  # `rhtui watch`: the engine is gone
+        return "error", f"✖ The session is {one_line(m.state_reason, 240)}. Press q to stop watching."
     if m.backend_down is not None:
         where = "how to fix it is below" if on_dashboard else "press 1 for the dashboard: it says how to fix it"
         return "error", f"✖ Ollama is not reachable at {one_line(m.backend_down.host, 80)} — retrying; {where}."
@@ -136,13 +167,14 @@ class RhtuiScreen(Screen):
         # Textual keys query_one results by a count of changes to the screen's children and
         # keeps 1,024 of them (with the widgets they point to); the proposals screen filled
         # hundreds over a simulated session. A few dozen cover every query a view makes.
-        cap_caches(self, _query_one_cache=64)
+        cap_query_one_cache(self, 64)
         self._seen: dict[str, int] = {}
-        self._hidden_with: tuple | None = None
+        self._hidden_with: tuple[object, ...] | None = None
 
     @property
-    def rh_app(self) -> "RhtuiApp":
-        return self.app  # type: ignore[return-value]
+    def rh_app(self) -> ViewHost:
+        """The app, as what a view needs of it (a view is only ever mounted by that app)."""
+        return cast(ViewHost, self.app)
 
     def compose(self) -> ComposeResult:
         yield StatusBar(self.VIEW, id="status")
@@ -175,10 +207,10 @@ class RhtuiScreen(Screen):
     def sync_body(self, model: UiModel) -> None:
         """Update the body's widgets from the areas that changed."""
 
-    def _style_inputs(self) -> tuple:
+    def _style_inputs(self) -> tuple[object, ...]:
         """What the stylesheet's result depends on beyond the screen's own nodes."""
         app = self.app
-        return (app.size, app.theme, app.app_focus, app.ansi_color, app._css_update_count)
+        return (app.size, app.theme, app.app_focus, app.ansi_color, stylesheet_generation(app))
 
     def on_screen_suspend(self) -> None:
         self._hidden_with = self._style_inputs()

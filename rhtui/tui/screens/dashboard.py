@@ -32,6 +32,8 @@ class DashboardScreen(RhtuiScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("space", "toggle_student", "Toggle", id="toggle_student",
                 tooltip="Enable or disable the student under the cursor for the next turns"),
+        Binding("u", "release_student", "Release", id="release_student",
+                tooltip="Release the quarantined (failing) student under the cursor: it runs at its next turn"),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -59,6 +61,13 @@ class DashboardScreen(RhtuiScreen):
             self.notify("No student under the cursor.", severity="warning")
             return
         self.rh_app.toggle_student(student)
+
+    def action_release_student(self) -> None:
+        student = self.query_one(StudentQueue).cursor_student
+        if student is None:
+            self.notify("No student under the cursor.", severity="warning")
+            return
+        self.rh_app.release_student(student)
 
     def sync_body(self, model: UiModel) -> None:
         if self.changed(model, "gauges"):

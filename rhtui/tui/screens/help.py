@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import ClassVar
 
 from rich.text import Text
@@ -16,7 +16,7 @@ HelpRow = tuple[str, str, str]
 """(keys as shown, description, what it does in more words)."""
 
 
-def rows_from_bindings(bindings: Iterable[Binding], key_display) -> list[HelpRow]:
+def rows_from_bindings(bindings: Iterable[Binding], key_display: Callable[[Binding], str]) -> list[HelpRow]:
     """One row per action; keys bound to the same action are joined (``? / F1``)."""
     by_action: dict[str, list[Binding]] = {}
     for b in bindings:

@@ -10,7 +10,7 @@ from textual.widgets import RichLog
 
 from rhtui.tui.state import LOG_LINES, LogLine
 from rhtui.tui.text import fmt_clock, sanitize, theme_color
-from rhtui.tui.widgets.render_caches import cap_caches
+from rhtui.tui.textual_compat import cap_rich_log_cache
 
 LEVEL_TAG = {
     "debug": ("·", ""),
@@ -41,7 +41,7 @@ class CycleLog(RichLog):
 
     def __init__(self, *, id: str | None = None, max_lines: int = LOG_LINES) -> None:
         super().__init__(id=id, max_lines=max_lines, wrap=True, markup=False, highlight=False, min_width=20)
-        cap_caches(self, _line_cache=256)  # keyed by line number: a new entry per line written
+        cap_rich_log_cache(self, 256)  # keyed by line number: a new entry per line written
         self.last_seq = 0
         self._source: Sequence[LogLine] = ()
         self._width = 0

@@ -7,13 +7,16 @@ changes, which it never does here, so every recompose leaked a handful of widget
 (Textualize/textual#6666). Over an 8-hour session that was thousands of widgets.
 This footer drops the entries of keys that are gone after each recompose, and
 recomposes only when what it shows changed (Textual asks on every focus change and
-screen switch, and a recompose costs a layout).
+screen switch, and a recompose costs a layout). What it touches of Textual's is in
+rhtui/tui/textual_compat.py.
 """
 
 from __future__ import annotations
 
 from textual.screen import Screen
 from textual.widgets import Footer
+
+from rhtui.tui.textual_compat import footer_bindings_ready, prune_dead_watchers
 
 
 class RhFooter(Footer):
@@ -25,7 +28,7 @@ class RhFooter(Footer):
             for key, (_node, binding, enabled, _tip) in screen.active_bindings.items()
             if binding.show
         )
-        if shown == self._shown and self._bindings_ready:
+        if shown == self._shown and footer_bindings_ready(self):
             return
         self._shown = shown
         super().bindings_changed(screen)
@@ -36,12 +39,4 @@ class RhFooter(Footer):
 
     def prune_watchers(self) -> int:
         """Forget watchers whose widget has been removed; returns how many were dropped."""
-        watchers = getattr(self, "__watchers", None)
-        if not watchers:
-            return 0
-        dropped = 0
-        for name, entries in watchers.items():
-            keep = [(node, cb) for node, cb in entries if node.is_attached and not node._closing]
-            dropped += len(entries) - len(keep)
-            entries[:] = keep
-        return dropped
+        return prune_dead_watchers(self)

@@ -11,7 +11,7 @@ from textual.widgets.option_list import Option
 
 from rhtui.engine.records import RunRecord
 from rhtui.tui.text import fmt_int, one_line
-from rhtui.tui.widgets.render_caches import cap_caches
+from rhtui.tui.textual_compat import cap_option_list_cache
 
 MARK = {"ok": "✔", "timeout": "◔", "error": "✖", "aborted": "✖", "emergency": "■", "skipped": "↷"}
 
@@ -45,7 +45,7 @@ class ProposalList(OptionList):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, markup=False)
-        cap_caches(self, _option_render_cache=512)  # ~210 options at most (200 proposals, 6 latest, headings)
+        cap_option_list_cache(self, 512)  # ~210 options at most (200 proposals, 6 latest, headings)
         self._shown: tuple = ()
 
     def show(self, latest: Mapping[str, tuple[int, RunRecord]], items: Sequence[tuple[int, RunRecord]],

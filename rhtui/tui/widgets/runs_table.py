@@ -9,7 +9,7 @@ from textual.widgets import DataTable
 
 from rhtui.tui.state import HistoryRow
 from rhtui.tui.text import fmt_clock, fmt_int, fmt_num, one_line, theme_color
-from rhtui.tui.widgets.render_caches import bound_render_caches
+from rhtui.tui.textual_compat import bound_render_caches
 
 STATUS_COLOR = {
     "ok": "text-success",
@@ -94,7 +94,7 @@ class RunsTable(DataTable):
                 "vram": Text(fmt_int(r.vram_mb), justify="right"),
                 "reason": Text(one_line(r.reason, 300), no_wrap=True, overflow="ellipsis"),
             }
-            self.add_row(*(cells[k.value] for k in self.columns), key=str(r.seq))
+            self.add_row(*(cells[k.value or ""] for k in self.columns), key=str(r.seq))  # every column has a key
             self._keys.append(r.seq)
             self.last_seq = r.seq
             added = True

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey
 
 from rhtui.tui.state import StudentRow
 from rhtui.tui.text import fmt_gb, fmt_int, fmt_num, one_line, theme_color
-from rhtui.tui.widgets.render_caches import bound_render_caches
+from rhtui.tui.textual_compat import bound_render_caches
 
 STATUS_ICON = {
     "waiting": "· waiting",
@@ -65,8 +66,8 @@ WIDE_AT = 118
 class StudentQueue(DataTable):
     """Rows keyed by student name. `show(rows, next_student)` updates only changed cells.
 
-    `space` on a row asks the screen to enable/disable that student (the binding lives on
-    the dashboard screen, so it shows in the footer and the help).
+    `space` on a row asks the screen to enable/disable that student, `u` to release it from
+    quarantine (the bindings live on the dashboard screen, so they show in the footer and the help).
     """
 
     DEFAULT_CSS = """
@@ -139,19 +140,19 @@ class StudentQueue(DataTable):
         self._apply(rows, next_student)
 
     def _apply(self, rows: Sequence[StudentRow], next_student: str | None) -> None:
-        keys = [k for k in self.columns]
+        keys = [k.value or "" for k in self.columns]  # every column is added with a key
         colors = self.app.theme_variables
-        now_w = self.columns["now"].width if "now" in self.columns else 20
+        now_w = self.columns[ColumnKey("now")].width if "now" in self.columns else 20
         for r in rows:
             cells = self._cells(r, next_student, colors, now_w)
-            vals = tuple(cells[k.value] for k in keys)
+            vals = tuple(cells[k] for k in keys)
             sig = tuple((c.plain, str(c.style)) for c in vals)
             old = self._rows.get(r.name)
             if old is None:
                 self.add_row(*vals, key=r.name)
                 self._order.append(r.name)
             elif old != sig:
-                for k, a, b, cell in zip(keys, old, sig, vals):
+                for k, a, b, cell in zip(keys, old, sig, vals, strict=False):
                     if a != b:
                         self.update_cell(r.name, k, cell)
             self._rows[r.name] = sig
@@ -189,6 +190,9 @@ class StudentQueue(DataTable):
                    else f"{fmt_int(r.tokens)} tok {r.elapsed_s or 0:.0f}s")
         elif status == "disabled":
             now = "disabled (space to enable)" if r.status != "disabled" or not r.reason else one_line(r.reason)
+        elif r.health != "healthy":  # failing: say so first (quarantined: how to release it)
+            hint = " (u releases)" if r.health == "quarantined" else ""
+            now = f"{r.health}{hint}: {one_line(r.health_reason)}"
         elif status in ("next", "waiting") and r.fits is False:
             now = "may not fit: " + one_line(r.fit_reason)
         elif status in ("next", "waiting") and r.position:
@@ -212,13 +216,19 @@ class StudentQueue(DataTable):
         return {
             "name": t(("▶ " if active else "  ") + r.name if self._wide else r.name, style),
             "status": t(STATUS_ICON.get(status, status), style),
-            "now": t(now, style if active else ""),
+            "now": t(now, style if active else _health_style(r.health, colors)),
             "runs": t(str(p.runs) if p.runs else "—"),
             **vram,
             "secs": t(fmt_num(p.seconds_mean)),
             "tps": t(fmt_num(p.tok_per_s_mean, 0)),
             "fits": fits,
         }
+
+
+def _health_style(health: str, colors: dict) -> str:
+    """The Now cell of a failing student: warning colour when degraded, error when quarantined."""
+    name = {"degraded": "text-warning", "quarantined": "text-error"}.get(health)
+    return theme_color(colors, name) if name else ""
 
 
 def _gb(mb: float | None) -> str:
