@@ -645,7 +645,7 @@ def main(argv: list[str] | None = None) -> int:
               "keep 1,000–10,000 entries each and filled for hours), and `StylesCache.get_inner_outer`, an "
               "`lru_cache` on an instance method that kept the last 1,024 removed widgets' renderings alive "
               "(Textualize/textual#6665; every proposal shown replaces its Markdown blocks), is keyed on the "
-              "colours alone (`rhtui/tui/widgets/render_caches.py`). Before that fix RSS still grew about 1 MB per "
+              "colours alone (`rhtui/tui/textual_compat.py`). Before that fix RSS still grew about 1 MB per "
               "simulated 4 hours late in the run, with the live-object count rising with it.", ""]
 
     out = ROOT / "bench" / "results" / "ui.md"

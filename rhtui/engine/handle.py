@@ -12,7 +12,7 @@ the engine runs on; they return at once and the engine answers with events
 (`rhtui.engine.events.StateChanged`, `EmergencyStop`, …). `state`, `current` and `enabled`
 are the engine's own view, for a face that starts after the session did.
 
-A face may also look for ``remote`` (true on a follower, absent on the orchestrator): quitting a
+A face may also look for ``remote`` (true on a watched session, absent on the orchestrator): quitting a
 remote face stops only the watching, never the session.
 """
 
@@ -68,6 +68,10 @@ class EngineHandle(Protocol):
         ...
 
     def set_enabled(self, student: str, enabled: bool) -> None:
+        ...
+
+    def release(self, student: str) -> None:
+        """Release a failing (quarantined) student: healthy again, it runs at its next turn."""
         ...
 
     def emergency_stop(self, reason: str = ...) -> None:
