@@ -147,12 +147,14 @@ async def ollama_check(backend: OllamaBackend, settings: Settings, obj: CliConte
     source = _host_source(settings, obj)
     try:
         version = sanitize_line(await backend.version())
-    except BackendUnreachable:
-        return Check(
-            "Ollama", "FAIL", f"not reachable at {host} (host from {source})",
-            "start it with `ollama serve`, or point rhtui at it: --host HOST, RHTUI_OLLAMA_HOST or OLLAMA_HOST "
-            "(try the simulator with `rhtui --demo`)",
-        ), False
+    except BackendUnreachable as exc:
+        # what was found there: refused, a name that does not resolve, no answer, not Ollama
+        found = f": {exc.detail}" if exc.detail and exc.detail != "connection refused" else ""
+        fix = (exc.fix if exc.fix != BackendUnreachable.START_FIX else
+               "start it with `ollama serve`, or point rhtui at it: --host HOST, RHTUI_OLLAMA_HOST or OLLAMA_HOST "
+               "(try the simulator with `rhtui --demo`)")
+        detail = f"not reachable at {host} (host from {source}){sanitize_line(found)}"
+        return Check("Ollama", "FAIL", detail, fix), False
     except BackendError as exc:
         return Check("Ollama", "FAIL", f"at {host} (host from {source}): {sanitize_line(str(exc))}",
                      "check that the server at that address is Ollama and is healthy (its log says why)"), False

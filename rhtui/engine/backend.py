@@ -3,14 +3,17 @@
 Knows nothing of students or budgets. Every failure is mapped onto a few
 engine exceptions whose text says what to do:
 
-- `BackendUnreachable`: nothing answered at the host (names the host and OLLAMA_HOST);
+- `BackendUnreachable`: Ollama cannot be used at the host: nothing listens there (connection
+  refused), its name does not resolve, a cheap call (/api/version, /api/ps) was not answered in
+  time (a hung server), or what answers is not Ollama; `detail` says which and `fix` what to do;
 - `ModelMissing`: the model is not in Ollama: HTTP 404 only (names the command that fixes it);
 - `OutOfMemory`: Ollama could not fit the model, or its runner ran out of memory (recognised by
   Ollama's own phrases, see `OOM_PHRASES`);
 - `RunnerFailed`: Ollama's runner failed to load or run the model (HTTP 500, or an ``{"error"}``
   line in the middle of a stream); Ollama's text plus where its server log is;
 - `BackendBusy`: Ollama's queue is full (HTTP 503, OLLAMA_MAX_QUEUE); worth another try soon;
-- `StreamBroken`: the stream was cut or garbled mid-way;
+- `StreamBroken`: the stream was cut or garbled mid-way; `LineTooLong` when one line of an answer
+  passed `MAX_LINE_BYTES` (the answer is cut there, so a server cannot fill the memory);
 - `BackendError`: anything else Ollama said, with its status and text.
 
 `model_key` is how Ollama keys a model name (``library/foo`` is listed as ``foo:latest``,
@@ -21,17 +24,27 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+import socket
+import ssl
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
-import ollama
+
+from rhtui.engine.host import host_name, ollama_import_env
+from rhtui.engine.sanitize import one_line
+
+with ollama_import_env():  # the package reads OLLAMA_HOST when imported; ours is checked by config
+    import ollama
 
 MB = 1024 * 1024
 NS = 1e9
+MAX_LINE_BYTES = 16 * MB
+"""The most one line of an answer may hold. Ollama streams one small JSON object a line (the last
+with the prompt's context, a few hundred KB at a large num_ctx); past this the answer is cut."""
 
 
 class BackendError(Exception):
@@ -39,15 +52,21 @@ class BackendError(Exception):
 
 
 class BackendUnreachable(BackendError):
-    def __init__(self, host: str, detail: str = "") -> None:
+    """Ollama cannot be used at `host`: `detail` says what was found there, `fix` what to do."""
+
+    START_FIX = ("Start it with `ollama serve` (or set OLLAMA_HOST / --host to where it listens),"
+                 " or try the simulator with `rhtui --demo`.")
+    HUNG_FIX = ("Ollama may be hung: restart it (`systemctl restart ollama` on Linux, or quit and reopen the app),"
+                " or check that OLLAMA_HOST / --host names where Ollama listens.")
+    NOT_OLLAMA_FIX = ("Another program answers on that address: set OLLAMA_HOST / --host to where Ollama listens"
+                      " (port 11434 unless it was changed).")
+    RESOLVE_FIX = "Check the host name in OLLAMA_HOST / --host (or give an IP address)."
+
+    def __init__(self, host: str, detail: str = "", *, fix: str | None = None) -> None:
         self.host = host
-        msg = (
-            f"Ollama is not reachable at {host}"
-            + (f" ({detail})" if detail else "")
-            + ". Start it with `ollama serve` (or set OLLAMA_HOST / --host to where it listens),"
-            " or try the simulator with `rhtui --demo`."
-        )
-        super().__init__(msg)
+        self.detail = detail
+        self.fix = fix or self.START_FIX
+        super().__init__(f"Ollama is not reachable at {host}" + (f" ({detail})" if detail else "") + ". " + self.fix)
 
 
 class ModelMissing(BackendError):
@@ -100,6 +119,66 @@ class BackendBusy(BackendError):
 
 class StreamBroken(BackendError):
     """The generation stream was dropped or carried a malformed line."""
+
+
+class LineTooLong(StreamBroken):
+    """One line of an answer passed `MAX_LINE_BYTES`: the answer was cut there."""
+
+    def __init__(self, host: str, path: str, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"Ollama at {host} sent a stream line longer than {limit / MB:g} MB in its answer to {path}; "
+                         "the stream was cut there (rhtui reads no longer line)")
+
+
+class _LineCappedStream(httpx.AsyncByteStream):
+    """An answer's bytes, refused past a line longer than `limit` (the official client reads the
+    stream with httpx's ``aiter_lines``, which holds a whole line in memory however long)."""
+
+    def __init__(self, inner: httpx.AsyncByteStream, host: str, path: str, limit: int) -> None:
+        self._inner, self._host, self._path, self._limit = inner, host, path, limit
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        run = 0  # bytes of the line not yet ended
+        async for chunk in self._inner:
+            last = chunk.rfind(b"\n")
+            if last < 0:
+                run += len(chunk)
+            else:
+                first = chunk.find(b"\n")
+                longest = run + first
+                if last - first > self._limit:  # whole lines within one big chunk
+                    longest = max(longest, *(len(line) for line in chunk[first + 1 : last].split(b"\n")))
+                if longest > self._limit:
+                    raise LineTooLong(self._host, self._path, self._limit)
+                run = len(chunk) - last - 1
+            if run > self._limit:
+                raise LineTooLong(self._host, self._path, self._limit)
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _connect_detail(exc: BaseException, host: str) -> str:
+    """What a failed connection found, from the exception and its causes: a name that does not
+    resolve (socket.gaierror) is not a refused connection."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    oserror: OSError | None = None
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, socket.gaierror):
+            return f"cannot resolve {host_name(host)!r}: {e.strerror or e}"
+        if isinstance(e, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(e, ssl.SSLError):
+            return f"TLS failed: {e.reason or e}"
+        if isinstance(e, httpx.ConnectTimeout):
+            return "the connection timed out"
+        if isinstance(e, OSError) and e.strerror and oserror is None:
+            oserror = e
+        e = e.__cause__ or e.__context__
+    return oserror.strerror.lower() if oserror is not None and oserror.strerror else "connection refused"
 
 
 def model_key(name: str) -> str:
@@ -233,10 +312,30 @@ def _is_oom(text: str) -> bool:
 class OllamaBackend:
     """`LlmBackend` on the official client. One client for the life of the backend."""
 
-    def __init__(self, host: str, *, request_timeout_s: float = 15.0) -> None:
+    def __init__(self, host: str, *, request_timeout_s: float = 15.0, max_line_bytes: int = MAX_LINE_BYTES) -> None:
         self.host = host
-        self._client = ollama.AsyncClient(host=host)
         self._timeout = request_timeout_s
+        self._max_line = max_line_bytes
+        self._client = ollama.AsyncClient(
+            host=host,
+            # uncompressed answers, so that the line cap (`_cap_lines`) bounds what is held in memory;
+            # a connection that is not made soon fails as such, before the caller's own timeout
+            headers={"Accept-Encoding": "identity"},
+            event_hooks={"response": [self._cap_lines]},
+            timeout=httpx.Timeout(None, connect=max(0.1, 0.8 * request_timeout_s)),
+        )
+
+    async def _cap_lines(self, response: httpx.Response) -> None:
+        """Every answer is read through `_LineCappedStream`; a compressed one (asked for none) is refused."""
+        encoding = response.headers.get("content-encoding", "").strip().lower()
+        if encoding not in ("", "identity"):
+            raise StreamBroken(
+                f"Ollama at {self.host} sent a compressed answer (Content-Encoding: {one_line(encoding, 40)}) "
+                "although rhtui asked for none; rhtui reads answers uncompressed to bound their size "
+                "(a proxy in between may be compressing: turn that off for Ollama's API)"
+            )
+        if isinstance(response.stream, httpx.AsyncByteStream):
+            response.stream = _LineCappedStream(response.stream, self.host, response.request.url.path, self._max_line)
 
     async def close(self) -> None:
         await self._client.close()
@@ -247,7 +346,9 @@ class OllamaBackend:
         if isinstance(exc, BackendError):
             return exc
         if isinstance(exc, ConnectionError | httpx.ConnectError | httpx.ConnectTimeout):
-            return BackendUnreachable(self.host, "connection refused")
+            detail = _connect_detail(exc, self.host)
+            fix = BackendUnreachable.RESOLVE_FIX if detail.startswith("cannot resolve") else None
+            return BackendUnreachable(self.host, detail, fix=fix)
         if isinstance(exc, ollama.ResponseError):
             text = str(exc.error)
             status = exc.status_code
@@ -272,12 +373,19 @@ class OllamaBackend:
             return StreamBroken(f"the connection to Ollama at {self.host} was dropped ({type(exc).__name__})")
         return BackendError(f"unexpected error talking to Ollama at {self.host}: {exc!r}")
 
-    async def _call(self, coro, model: str | None = None, timeout: float | None = -1.0):
+    async def _call(self, coro, model: str | None = None, timeout: float | None = -1.0, *, cheap: str = ""):
+        """Await a request under the timeout. A `cheap` call (its path: /api/version, /api/ps, /api/tags)
+        that Ollama does not answer in time means Ollama is not answering at all: `BackendUnreachable`."""
         try:
             if timeout == -1.0:
                 timeout = self._timeout
             return await asyncio.wait_for(coro, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
+            if cheap:
+                raise BackendUnreachable(
+                    self.host, f"it accepted the connection but did not answer {cheap} within {timeout:g} s",
+                    fix=BackendUnreachable.HUNG_FIX,
+                ) from None
             raise BackendError(f"Ollama at {self.host} did not answer within {timeout:g} s") from None
         except (ConnectionError, ollama.ResponseError, httpx.HTTPError, json.JSONDecodeError) as exc:
             raise self._map(exc, model) from None
@@ -285,20 +393,53 @@ class OllamaBackend:
     # -- queries ---------------------------------------------------------------------
 
     async def version(self) -> str:
-        """GET /api/version (the official client has no method for it)."""
+        """GET /api/version (the official client has no method for it). Whatever keeps it from being
+        Ollama's answer — no answer in time, an HTTP error, something that is not Ollama's JSON, not
+        HTTP at all — is `BackendUnreachable`, whose detail says what was found."""
 
         async def get() -> str:
-            r = await self._client._client.get("/api/version")
-            r.raise_for_status()
-            return str(r.json().get("version", "?"))
+            try:
+                r = await self._client._client.get("/api/version")
+            except httpx.RemoteProtocolError as exc:
+                raise BackendUnreachable(self.host, f"what answers there does not speak HTTP ({exc})",
+                                         fix=BackendUnreachable.NOT_OLLAMA_FIX) from None
+            return self._version_of(r)
 
         try:
-            return await self._call(get())
-        except httpx.HTTPStatusError as exc:  # pragma: no cover - raised inside _call's mapping
-            raise BackendError(f"Ollama at {self.host} answered HTTP {exc.response.status_code} to /api/version") from None
+            return await self._call(get(), cheap="/api/version")
+        except BackendUnreachable:
+            raise
+        except BackendError as exc:
+            raise BackendUnreachable(self.host, f"its answer to /api/version could not be read: {exc}",
+                                     fix=BackendUnreachable.NOT_OLLAMA_FIX) from None
+
+    def _version_of(self, r: httpx.Response) -> str:
+        kind = one_line(r.headers.get("content-type", "").split(";")[0].strip(), 60) or "no content type"
+        if r.status_code >= 500:
+            raise BackendUnreachable(
+                self.host, f"its /api/version answered HTTP {r.status_code}: {one_line(r.text, 200) or 'no text'}",
+                fix=SERVER_LOG_HINT + "; restart it if it does not recover.",
+            )
+        if r.status_code != 200:
+            raise BackendUnreachable(
+                self.host,
+                f"something that is not Ollama answers there: /api/version gave HTTP {r.status_code} ({kind})",
+                fix=BackendUnreachable.NOT_OLLAMA_FIX,
+            )
+        try:
+            body = r.json()
+        except ValueError:
+            body = None
+        version = body.get("version") if isinstance(body, dict) else None
+        if not isinstance(version, str) or not version:
+            raise BackendUnreachable(
+                self.host, f"something that is not Ollama answers there: /api/version gave {kind}, not Ollama's "
+                "JSON with a version", fix=BackendUnreachable.NOT_OLLAMA_FIX,
+            )
+        return version
 
     async def list_models(self) -> list[ModelInfo]:
-        resp = await self._call(self._client.list())
+        resp = await self._call(self._client.list(), cheap="/api/tags")
         out = []
         for m in resp.models:
             d = m.details
@@ -315,7 +456,7 @@ class OllamaBackend:
         return out
 
     async def ps(self) -> list[LoadedModel]:
-        resp = await self._call(self._client.ps())
+        resp = await self._call(self._client.ps(), cheap="/api/ps")
         return [
             LoadedModel(
                 name=m.model or m.name or "",
@@ -416,7 +557,8 @@ class OllamaBackend:
                 err.fix = f"ollama pull {base}"
             elif isinstance(err, ModelMissing) and base:
                 err = ModelMissing(base, self.host)
-                err.args = (f"base model {base!r} of {model!r} is not pulled in Ollama at {self.host}; fix: `ollama pull {base}`",)
+                err.args = (f"base model {base!r} of {model!r} is not pulled in Ollama at {self.host}; "
+                            f"fix: `ollama pull {base}`",)
                 err.fix = f"ollama pull {base}"
             elif isinstance(err, RunnerFailed):  # no runner is involved in a create
                 pulling_hint = (

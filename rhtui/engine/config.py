@@ -22,7 +22,10 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
+
+from rhtui.engine.host import parse_host
 
 DEFAULT_STUDENTS = ("rh-alpha", "rh-beta", "rh-gamma", "rh-delta", "rh-epsilon", "rh-zeta")
 DEFAULT_OLLAMA_HOST = "http://127.0.0.1:11434"
@@ -42,24 +45,16 @@ def default_config_path() -> Path:
 
 
 def normalize_host(host: str) -> str:
-    """Ollama's host forms (``host``, ``host:port``, ``:port``, ``http://host``) as a URL."""
-    host = host.strip().rstrip("/")
-    if not host:
-        return DEFAULT_OLLAMA_HOST
-    scheme = "http"
-    if "://" in host:
-        scheme, host = host.split("://", 1)
-    if host.startswith(":"):
-        host = "127.0.0.1" + host
-    if host.startswith("0.0.0.0"):
-        host = "127.0.0.1" + host[len("0.0.0.0") :]
-    if not re.search(r":\d+$", host) and not host.endswith("]"):
-        host += ":443" if scheme == "https" else ":11434"
-    return f"{scheme}://{host}"
+    """Ollama's host forms (``host``, ``host:port``, ``:port``, ``http://host``, ``[v6]:port``, a bare
+    IPv6 address) as a URL, read as Ollama reads OLLAMA_HOST (`rhtui.engine.host.parse_host`);
+    raises `HostError` (a ValueError) for a value that cannot be Ollama's address."""
+    return parse_host(host)
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # finite numbers only: an `inf` would pass every bound below (gpu_total_mb = inf turned the
+    # budget guard off) and `nan` compares false with everything
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class BudgetPolicy(_Section):
@@ -120,6 +115,9 @@ class SessionOptions(_Section):
     """When the session's remaining time is short, skip students whose expected time does not fit."""
     max_cycles: int | None = Field(None, ge=1)
     """Stop after this many cycles (None: run for the duration)."""
+    give_up_after_s: float | None = Field(None, gt=0.0, le=60 * 60 * 24 * 30)
+    """Wall-clock seconds: end the session once Ollama has been unreachable this long during it
+    (None: wait for Ollama until the session's time is up)."""
     prompt_seed: int | None = None
     """Seed for choosing research prompts (None: random)."""
 
@@ -132,6 +130,7 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         extra="forbid",
         validate_default=True,
+        allow_inf_nan=False,
     )
 
     ollama_host: str = DEFAULT_OLLAMA_HOST
@@ -144,11 +143,11 @@ class Settings(BaseSettings):
     """Seconds between hardware samples."""
     gpu_index: int = Field(0, ge=0)
     """Which GPU NVML watches."""
-    gpu_total_mb: float | None = Field(None, gt=0)
+    gpu_total_mb: float | None = Field(None, gt=0, le=4_194_304)
     """Card size (MB) when no NVML is available (VRAM is then judged from /api/ps)."""
-    keep_alive_s: float = Field(0.0, ge=0.0)
+    keep_alive_s: float = Field(0.0, ge=0.0, le=30 * 86_400)
     """Seconds a student stays loaded after its proposal (0: unload after use)."""
-    snapshot_retention_days: float = Field(30.0, gt=0)
+    snapshot_retention_days: float = Field(30.0, gt=0, le=36_500)
     """Hardware samples older than this are purged at start."""
     budget: BudgetPolicy = Field(default_factory=BudgetPolicy)
     session: SessionOptions = Field(default_factory=SessionOptions)
@@ -157,14 +156,21 @@ class Settings(BaseSettings):
     @field_validator("ollama_host")
     @classmethod
     def _host(cls, v: str) -> str:
-        url = normalize_host(v)
-        if not re.match(r"^https?://[^/\s]+$", url):
-            raise ValueError(f"not a host Ollama could listen on: {v!r} (e.g. 127.0.0.1:11434)")
-        return url
+        return normalize_host(v)
+
+    @field_validator("data_dir", "modelfiles_dir", mode="before")
+    @classmethod
+    def _not_empty(cls, v: Any) -> Any:
+        # an empty value would be Path(""), the current directory: never what was meant
+        if isinstance(v, str) and not v.strip():
+            raise ValueError("is empty: give a folder (or leave the key out for the default)")
+        return v
 
     @field_validator("students")
     @classmethod
     def _unique(cls, v: list[StudentSpec]) -> list[StudentSpec]:
+        if not v:
+            raise ValueError("lists no student: at least one is needed (leave `students` out for the shipped six)")
         seen: set[str] = set()
         for s in v:
             if s.name in seen:
@@ -272,8 +278,10 @@ def _source_of(loc: Loc, cli: dict[str, Any], toml_data: dict[str, Any], path: P
         if _lookup(cli, key) is not _MISSING:
             flag = FLAG_NAMES.get(names) or "--" + names[-1].replace("_", "-")
             return f"command-line flag {flag}"
-        if _env_name(names) in os.environ:
-            return f"environment variable {_env_name(names)}"
+        # RHTUI_BUDGET__RESERVE_MB, else a variable holding the section as JSON (RHTUI_BUDGET)
+        for n in range(len(names), 0, -1):
+            if _env_name(names[:n]) in os.environ:
+                return f"environment variable {_env_name(names[:n])}"
         if names == ("ollama_host",) and "OLLAMA_HOST" in os.environ:
             return "environment variable OLLAMA_HOST"
         if path is not None and _lookup(toml_data, key) is not _MISSING:
@@ -308,6 +316,8 @@ def load_settings(config_path: Path | None = None, cli: dict[str, Any] | None = 
     _TomlFile.data = toml_data
     try:
         return Settings(**cli)
+    except SettingsError as exc:  # a RHTUI_* variable for a section or a list that is not JSON
+        raise ConfigError(_env_json_error(exc)) from None
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
@@ -316,13 +326,32 @@ def load_settings(config_path: Path | None = None, cli: dict[str, Any] | None = 
             source = _source_of(loc, cli, toml_data, path)
             got = err.get("input")
             got_s = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
-            msg = err["msg"]
+            msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 msg = "unknown key"
             lines.append(f"  {key or '(top level)'}: {msg}{got_s} — from {source}")
         raise ConfigError("invalid configuration:\n" + "\n".join(lines)) from None
     finally:
         _TomlFile.data = {}
+
+
+def _env_json_error(exc: SettingsError) -> str:
+    """SettingsError says 'error parsing value for field "budget" from source "EnvSettingsSource"'."""
+    m = re.search(r'field "([^"]+)"', str(exc))
+    field = m.group(1) if m else ""
+    name = _env_name((field,)) if field else ENV_PREFIX + "…"
+    got = os.environ.get(name)
+    shown = f" (got {got!r})" if got is not None and len(got) <= 80 else ""
+    example = (
+        f"set one key with {name}__KEY (e.g. RHTUI_BUDGET__RESERVE_MB=2048), or the whole section as a JSON "
+        "object (e.g. RHTUI_BUDGET='{\"reserve_mb\": 2048}')"
+        if field in ("budget", "session")
+        else f"a JSON list, e.g. {name}='[{{\"name\": \"my-student\", \"model\": \"llama3.1:8b\"}}]'"
+        if field == "students"
+        else "a JSON value"
+    )
+    return (f"invalid configuration:\n  {field or '?'}: is not valid JSON{shown} — from environment variable {name}; "
+            f"{example}")
 
 
 def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
