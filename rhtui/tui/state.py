@@ -1,26 +1,39 @@
 """What the dashboard knows: engine events folded into plain, bounded state. No Textual here.
 
-`UiModel.apply(event)` updates the state and bumps a version counter per *area*
-(status, gauges, queue, log, charts, proposals, history, banner, backend). A
-screen remembers the versions it last drew and touches only the widgets whose
+`UiModel.apply(event)` is the reducer: the handler for the event's type (the
+`_HANDLERS` table at the end) updates the state and bumps a version counter per
+*area* (status, gauges, queue, log, charts, proposals, history, banner, backend).
+A screen remembers the versions it last drew and touches only the widgets whose
 area changed, so an idle dashboard does almost nothing per event.
 
+The log lines are the engine's own (`eventlog.format_event`), so the dashboard,
+the headless log and the `events` table word every event alike; like the headless
+log, the dashboard leaves out the debug-level ones.
+
 Everything that grows with the session is bounded: the log, the proposals and
-the run history are deques; the VRAM timeline is a fixed number of buckets
-whose width doubles when full; per-student aggregates are running sums.
+the run history are deques; the VRAM timeline (timeline.py) is a fixed number of
+buckets whose width doubles when full; per-student aggregates are running sums.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from rhtui.engine import events as ev
+from rhtui.engine.config import BudgetPolicy
+from rhtui.engine.eventlog import format_event
 from rhtui.engine.hardware import HardwareSnapshot
 from rhtui.engine.records import RunRecord, StudentStats
-from rhtui.tui.text import fmt_dur, fmt_int, fmt_mb, fmt_num, one_line
+from rhtui.tui.timeline import TIMELINE_BUCKETS, Timeline
+
+__all__ = [
+    "AREAS", "CYCLES_KEPT", "HISTORY_KEPT", "LOG_LINES", "PROPOSALS_KEPT", "TIMELINE_BUCKETS",
+    "HistoryRow", "LogLine", "StudentRow", "Timeline", "UiModel",
+]
 
 AREAS = (
     "status",
@@ -41,7 +54,6 @@ PROPOSALS_KEPT = 200
 HISTORY_KEPT = 500
 """Runs the history view keeps (about 4 hours at the reference pace); the store keeps them all."""
 CYCLES_KEPT = 500
-TIMELINE_BUCKETS = 120
 VRAM_SAMPLES_PER_STUDENT = 200
 
 RUN_STATUS_TO_ROW = {
@@ -60,15 +72,6 @@ class LogLine:
     ts: float
     level: str
     text: str
-
-
-@dataclass(slots=True)
-class Budget:
-    reserve_mb: float = 1024.0
-    max_fraction: float = 0.90
-    emergency_fraction: float = 0.95
-    timeout_s: float = 60.0
-    cooldown_s: float = 30.0
 
 
 @dataclass(slots=True)
@@ -93,6 +96,9 @@ class StudentRow:
     timeout_s: float | None = None
     learned: StudentStats | None = None
     """The scheduler's learned profile (all sessions), when the engine shares it."""
+    health: str = "healthy"
+    """healthy, degraded (failed its last tries) or quarantined (the engine's StudentHealthChanged)."""
+    health_reason: str = ""
     # this session's aggregates (bounded)
     runs: int = 0
     failures: int = 0
@@ -102,7 +108,7 @@ class StudentRow:
     tps_sum: float = 0.0
     tps_n: int = 0
     tokens_sum: int = 0
-    vram: deque = field(default_factory=lambda: deque(maxlen=VRAM_SAMPLES_PER_STUDENT))
+    vram: deque[float] = field(default_factory=lambda: deque(maxlen=VRAM_SAMPLES_PER_STUDENT))
 
     def session_stats(self) -> StudentStats:
         vram = sorted(self.vram)
@@ -143,82 +149,6 @@ class HistoryRow:
     reason: str = ""
 
 
-class Timeline:
-    """VRAM used over the session in at most `buckets` buckets (max per bucket).
-
-    Buckets start `width_s` seconds wide; when they are all used, pairs merge and the
-    width doubles, so 8 hours cost the same memory as 5 minutes. `add` says whether
-    the picture changed enough to be worth a redraw: VRAM moved by at least 1 % of the
-    card, the bucket width doubled, or the line grew by STRIDE buckets.
-    """
-
-    STRIDE = 4
-    """A flat line is redrawn every STRIDE new buckets (10 s at first, 8 h → about every 8 min)."""
-
-    def __init__(self, buckets: int = TIMELINE_BUCKETS, width_s: float = 2.5) -> None:
-        self._shown_value: float | None = None
-        self._shown_index = 0
-        self.n = buckets
-        self.width_s = width_s
-        self.values: list[float | None] = []
-        self.total_mb: float | None = None
-        self.t0: float | None = None
-
-    def add(self, ts: float, used_mb: float | None, total_mb: float | None) -> bool:
-        if self.t0 is None:
-            self.t0 = ts
-        changed = False
-        if total_mb and total_mb != self.total_mb:
-            self.total_mb = total_mb
-            changed = True
-        idx = int(max(0.0, ts - self.t0) // self.width_s)
-        while idx >= self.n:
-            self._merge()
-            idx = int(max(0.0, ts - self.t0) // self.width_s)
-            changed = True
-        step = 0.01 * (self.total_mb or 0.0)
-        while len(self.values) <= idx:
-            self.values.append(None)
-        if used_mb is None:
-            return changed
-        old = self.values[idx]
-        if old is None or used_mb > old:
-            self.values[idx] = used_mb
-        if old is None:
-            # a new bucket: worth a redraw when the value moved, or every STRIDE buckets so the
-            # line keeps growing; a flat line does not replot every sample
-            prev = self._shown_value
-            if prev is None or abs(used_mb - prev) >= step or idx - self._shown_index >= self.STRIDE:
-                changed = True
-        elif used_mb - old >= step:
-            changed = True
-        if changed:
-            self._shown_value, self._shown_index = used_mb, idx
-        return changed
-
-    def _merge(self) -> None:
-        merged: list[float | None] = []
-        for i in range(0, len(self.values), 2):
-            pair = [v for v in self.values[i : i + 2] if v is not None]
-            merged.append(max(pair) if pair else None)
-        self.values = merged
-        self.width_s *= 2
-        self._shown_index //= 2
-
-    def points(self) -> tuple[list[float], list[float]]:
-        """(minutes since start, MB) for the buckets that have a value."""
-        xs, ys = [], []
-        for i, v in enumerate(self.values):
-            if v is not None:
-                xs.append((i + 0.5) * self.width_s / 60.0)
-                ys.append(v)
-        return xs, ys
-
-    @property
-    def span_min(self) -> float:
-        return len(self.values) * self.width_s / 60.0
-
-
 class UiModel:
     """The dashboard's state, built only from engine events (plus the settings it starts from)."""
 
@@ -229,7 +159,7 @@ class UiModel:
         host: str,
         students: Iterable[tuple[str, str, bool]],
         duration_s: float,
-        budget: Budget,
+        budget: BudgetPolicy,
         sample_interval_s: float = 1.0,
     ) -> None:
         self.versions: dict[str, int] = dict.fromkeys(AREAS, 0)
@@ -285,6 +215,15 @@ class UiModel:
         self.log_seq += 1
         self.log.append(LogLine(self.log_seq, ts, level, text))
         self.bump("log")
+
+    def log_event(self, e: ev.Event) -> None:
+        """The engine's line for the event, as the headless log prints it (debug lines left out)."""
+        line = format_event(e)
+        if line is None:
+            return
+        level, text = line
+        if level != "debug":
+            self.add_log(e.ts, level, text)
 
     def row(self, name: str) -> StudentRow:
         r = self.students.get(name)
@@ -351,6 +290,7 @@ class UiModel:
         handler = _HANDLERS.get(type(e))
         if handler is not None:
             handler(self, e)
+        self.log_event(e)
 
     def _hardware(self, e: ev.HardwareSampled) -> None:
         s = e.snapshot
@@ -375,12 +315,6 @@ class UiModel:
         self.finished = None
         for name in e.students:
             self.row(name)
-        self.add_log(
-            e.ts,
-            "info",
-            f"session {e.name} (#{e.session_id}) started: {len(e.students)} students, policy {e.policy}, "
-            f"{fmt_dur(e.duration_s)}; Ollama {e.backend_version or '?'} at {e.backend_host}; probe {e.probe}",
-        )
         self.bump("status", "queue", "banner")
 
     def _state(self, e: ev.StateChanged) -> None:
@@ -393,20 +327,6 @@ class UiModel:
         if e.state == "running" and self.backend_down is not None:
             self.backend_down = None
             self.bump("backend")
-        if e.state in ("emergency", "backend_down"):
-            self.bump("status", "banner")  # EmergencyStop / BackendDown say it, with the details
-            return
-        level = {"emergency": "critical", "backend_down": "error", "paused": "warning"}.get(e.state, "info")
-        words = {
-            "running": "engine running",
-            "paused": "engine paused",
-            "emergency": "engine in emergency stop",
-            "backend_down": "engine waiting for Ollama",
-            "stopping": "engine stopping (cancel, unload, flush)",
-            "finished": "engine finished",
-            "starting": "engine starting",
-        }.get(e.state, e.state)
-        self.add_log(e.ts, level, words + (f": {e.reason}" if e.reason else ""))
         self.bump("status", "banner")
 
     def _cycle_started(self, e: ev.CycleStarted) -> None:
@@ -422,7 +342,6 @@ class UiModel:
             else:
                 r.status = "disabled"
                 r.reason = "disabled by user"
-        self.add_log(e.ts, "info", f"cycle {e.cycle} started: " + (" → ".join(e.order) or "nobody to run"))
         self.bump("status", "queue")
 
     def _queued(self, e: ev.StudentQueued) -> None:
@@ -432,8 +351,6 @@ class UiModel:
         r.need_mb = e.need_mb
         r.fits = e.fits
         r.fit_reason = e.reason
-        if not e.fits:
-            self.add_log(e.ts, "warning", f"{e.student} may not fit: {e.reason or 'not enough VRAM'}")
         self.bump("queue")
 
     def _fits_checked(self, e: ev.FitsChecked) -> None:
@@ -458,10 +375,6 @@ class UiModel:
         r.need_mb = e.need_mb if e.need_mb is not None else r.need_mb
         r.fits = True
         r.tokens, r.tok_s, r.elapsed_s, r.timeout_s = 0, None, 0.0, e.timeout_s
-        bits = [] if e.model == e.student else [one_line(e.model, 40)]
-        bits.append(f"needs ~{fmt_mb(e.need_mb)}" if e.need_mb is not None else "need unknown")
-        bits.append(f"timeout {fmt_dur(e.timeout_s)}")
-        self.add_log(e.ts, "info", f"{e.student} started ({', '.join(bits)})")
         self.bump("queue", "status")
 
     def _phase(self, e: ev.StudentPhaseChanged) -> None:
@@ -529,8 +442,6 @@ class UiModel:
             self.proposals.append(item)
             self.latest_proposal[run.student] = item
             self.bump("proposals")
-        level, text = _finished_line(run, seconds)
-        self.add_log(e.ts, level, text)
         self.bump("queue", "history", "students", "status")
 
     def _skipped(self, e: ev.StudentSkipped) -> None:
@@ -549,34 +460,25 @@ class UiModel:
                 reason=f"{e.kind}: {e.reason}",
             )
         )
-        level = "error" if e.kind == "missing" else ("info" if e.kind == "disabled" else "warning")
-        self.add_log(e.ts, level, f"{e.student} skipped ({e.kind}): {e.reason}")
         self.bump("queue", "history")
+
+    def _health(self, e: ev.StudentHealthChanged) -> None:
+        r = self.row(e.student)
+        r.health, r.health_reason = e.health, e.reason
+        self.bump("queue")
 
     def _cycle_finished(self, e: ev.CycleFinished) -> None:
         self.cycle_tokens.append((e.cycle, e.tokens))
-        parts = [f"{len(e.completed)} done"]
-        if e.skipped:
-            parts.append(f"{len(e.skipped)} skipped")
-        if e.failed:
-            parts.append(f"{len(e.failed)} failed")
-        parts.append(f"{fmt_int(e.tokens)} tokens")
-        self.add_log(e.ts, "info", f"cycle {e.cycle} finished in {fmt_dur(e.seconds)}: " + ", ".join(parts))
         self.bump("cycles", "queue")
 
     def _alarm(self, e: ev.BudgetAlarm) -> None:
         self.alarm = e
-        self.add_log(e.ts, e.level, f"budget: {e.message}")
         self.bump("banner")
 
     def _emergency(self, e: ev.EmergencyStop) -> None:
         self.emergency = e
         self.state = "emergency"
         self.state_reason = e.reason
-        vram = ""
-        if e.used_mb is not None and e.total_mb:
-            vram = f" (VRAM {fmt_mb(e.used_mb, unit=False)} / {fmt_mb(e.total_mb)}, {e.used_mb / e.total_mb:.1%})"
-        self.add_log(e.ts, "critical", f"EMERGENCY STOP: {e.reason}{vram}")
         self.bump("banner", "status")
 
     def _emergency_cleared(self, e: ev.EmergencyCleared) -> None:
@@ -584,42 +486,28 @@ class UiModel:
         if self.state == "emergency":
             self.state = "running"
             self.state_reason = ""
-        self.add_log(e.ts, "warning", f"emergency cleared: {e.reason}")
         self.bump("banner", "status")
 
     def _backend_down(self, e: ev.BackendDown) -> None:
         self.backend_down = e
         self.host = e.host or self.host
-        self.add_log(e.ts, "error", f"Ollama unreachable at {e.host}: {e.error}")
         self.bump("backend", "status")
 
     def _backend_up(self, e: ev.BackendUp) -> None:
-        was_down = self.backend_down is not None
         self.backend_down = None
         self.host = e.host or self.host
         self.backend_version = e.version or self.backend_version
-        if was_down:
-            self.add_log(e.ts, "info", f"Ollama is reachable at {e.host} (version {e.version})")
         self.bump("backend", "status")
-
-    def _message(self, e: ev.LogMessage) -> None:
-        if e.level == "debug":
-            return
-        self.add_log(e.ts, e.level, e.text)
 
     def _session_finished(self, e: ev.SessionFinished) -> None:
         self.finished = e
         self.finished_ts = e.ts
         self.current = None
         self.state = "finished"
-        self.add_log(
-            e.ts,
-            "info",
-            f"session finished ({e.reason}): {e.cycles} cycles, {e.runs} runs, {fmt_int(e.tokens)} tokens",
-        )
         self.bump("banner", "status", "queue")
 
     def engine_failed(self, ts: float, error: str) -> None:
+        """The engine's task raised: not an event, so this line is the dashboard's own."""
         self.engine_error = error
         self.state = "finished"
         self.current = None
@@ -627,33 +515,10 @@ class UiModel:
         self.bump("banner", "status")
 
 
-def _finished_line(run: RunRecord, seconds: float | None) -> tuple[str, str]:
-    who = run.student
-    if run.status == "ok":
-        vram = f", VRAM {fmt_mb(run.vram_mb)}" if run.vram_mb is not None else ""
-        return "info", (
-            f"{who} done: {fmt_int(run.tokens)} tokens in {fmt_num(seconds)} s "
-            f"({fmt_num(run.tok_per_s)} tok/s){vram}"
-        )
-    why = one_line(run.reason or run.error, 300)
-    level = {"timeout": "warning", "aborted": "warning", "skipped": "warning", "emergency": "critical"}.get(
-        run.status, "error"
-    )
-    words = {
-        "timeout": "timed out",
-        "error": "failed",
-        "aborted": "aborted",
-        "skipped": "skipped by user",
-        "emergency": "aborted by the emergency stop",
-    }.get(run.status, run.status)
-    if why and why.lower() in words:
-        why = ""
-    return level, f"{who} {words}" + (f": {why}" if why else "") + (
-        f" ({fmt_int(run.tokens)} tokens)" if run.tokens else ""
-    )
+Handler = Callable[[UiModel, Any], None]
+"""A reducer step: folds one kind of event into the model (the event's type is the table's key)."""
 
-
-_HANDLERS = {
+_HANDLERS: dict[type[ev.Event], Handler] = {
     ev.HardwareSampled: UiModel._hardware,
     ev.SessionStarted: UiModel._session_started,
     ev.StateChanged: UiModel._state,
@@ -666,12 +531,12 @@ _HANDLERS = {
     ev.TokensProgress: UiModel._tokens,
     ev.StudentFinished: UiModel._finished,
     ev.StudentSkipped: UiModel._skipped,
+    ev.StudentHealthChanged: UiModel._health,
     ev.CycleFinished: UiModel._cycle_finished,
     ev.BudgetAlarm: UiModel._alarm,
     ev.EmergencyStop: UiModel._emergency,
     ev.EmergencyCleared: UiModel._emergency_cleared,
     ev.BackendDown: UiModel._backend_down,
     ev.BackendUp: UiModel._backend_up,
-    ev.LogMessage: UiModel._message,
     ev.SessionFinished: UiModel._session_finished,
 }

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import until
+
 _CURSOR_MOVE = re.compile(rb"\x1b\[[0-9;]*[Hf]")
 _ESCAPES = re.compile(
     rb"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor, modes
@@ -101,18 +103,18 @@ class Terminal:
 
     def wait_until(self, cond: Callable[[], bool], timeout: float, what: str, *, allow_exit: bool = False) -> None:
         """Pump until `cond()` holds; fail (with the screen) on the deadline or an early exit."""
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def holds() -> bool:
             if cond():
-                return
+                return True
             if self.exited() and not allow_exit:
                 self.pump(0.2)
                 if cond():
-                    return
+                    return True
                 pytest.fail(f"the program exited ({self.proc.returncode}) while waiting for {what}:\n{self.tail()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"no {what} within {timeout:.0f} s:\n{self.tail()}")
-            self.pump(0.3)
+            return False
+
+        until(holds, timeout=timeout, interval=0.3, wait=self.pump, what=lambda: f"no {what}:\n{self.tail()}")
 
     def wait_exit(self, timeout: float) -> int:
         self.wait_until(self.exited, timeout, "exit", allow_exit=True)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import until
+
 pytestmark = pytest.mark.e2e
 
 
@@ -73,12 +75,19 @@ def demo_after_one_run(tmp_path: Path) -> tuple[Pty, Path]:
     argv = [sys.executable, "-m", "rhtui.commands.cli", "--demo", "--speed", "25", "--data-dir", str(tmp_path)]
     db = tmp_path / "rhtui-demo.db"
     term = Pty(argv, env)
-    deadline = time.monotonic() + 90
-    while ok_runs(db) < 1 and time.monotonic() < deadline and term.proc.poll() is None:
-        term.pump(0.5)
-    if ok_runs(db) < 1:
+
+    def one_run_done() -> bool:
+        if ok_runs(db) >= 1:
+            return True
+        assert term.proc.poll() is None, "the demo exited: " + term.output[-3000:].decode(errors="replace")
+        return False
+
+    try:
+        until(one_run_done, timeout=90, interval=0.5, wait=term.pump,
+              what=lambda: "no student finished: " + term.output[-3000:].decode(errors="replace"))
+    except AssertionError:
         term.close()
-        pytest.fail("no student finished: " + term.output[-3000:].decode(errors="replace"))
+        raise
     return term, db
 
 
@@ -90,9 +99,8 @@ def test_demo_in_a_pty_runs_a_student_and_quits_cleanly(tmp_path):
         term.pump(1.5)
         if term.proc.poll() is None:
             term.send("y")  # a student was running: confirm
-        deadline = time.monotonic() + 30
-        while term.proc.poll() is None and time.monotonic() < deadline:
-            term.pump(0.3)
+        until(lambda: term.proc.poll() is not None, timeout=30, interval=0.3, wait=term.pump,
+              what=lambda: "exit after q: " + term.output[-3000:].decode(errors="replace"))
         assert term.proc.poll() == 0, term.output[-3000:].decode(errors="replace")
     finally:
         term.close()

@@ -15,12 +15,12 @@ import re
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.terminal import Terminal, last_ok_student, ok_runs, rhtui_argv, sessions, statuses
+from tests.helpers import until
 
 pytestmark = pytest.mark.e2e
 
@@ -137,11 +137,14 @@ def test_watch_follows_a_headless_session_and_q_leaves_it_running(tmp_path, fast
 
     term = None
     try:
-        deadline = time.monotonic() + FIRST_RUN_S
-        while ok_runs(db) < 1:
+        def finished_beyond(n: int) -> bool:
+            if ok_runs(db) > n:
+                return True
             assert headless.poll() is None, headless_log()
-            assert time.monotonic() < deadline, "no student finished in the headless session:\n" + headless_log()
-            time.sleep(0.3)
+            return False
+
+        until(lambda: finished_beyond(0), timeout=FIRST_RUN_S, interval=0.3,
+              what=lambda: "no student finished in the headless session:\n" + headless_log())
 
         term = Terminal(rhtui_argv("watch", "--data-dir", str(data)), cols, rows, env)
         term.wait_until(lambda: "rh-alpha" in term.text(), 60, "dashboard with the students")
@@ -162,11 +165,8 @@ def test_watch_follows_a_headless_session_and_q_leaves_it_running(tmp_path, fast
         [(_id, name, ended, _reason)] = sessions(db)
         assert name == "watched" and ended is None
         after = ok_runs(db)
-        deadline = time.monotonic() + 60
-        while ok_runs(db) <= after:
-            assert headless.poll() is None, headless_log()
-            assert time.monotonic() < deadline, "the session stopped after the watcher quit:\n" + headless_log()
-            time.sleep(0.3)
+        until(lambda: finished_beyond(after), timeout=60, interval=0.3,
+              what=lambda: "the session stopped after the watcher quit:\n" + headless_log())
     finally:
         if term is not None:
             term.close()

@@ -3,24 +3,14 @@ what the person presses is what the engine and Ollama see."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from textual.widgets import Static
 
 from rhtui.engine import events as ev
 from rhtui.tui.app import make_app
+from tests.helpers import until_async
 
 pytestmark = pytest.mark.integration
-
-
-async def until(pilot, cond, timeout: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not cond():
-        if loop.time() > end:
-            raise AssertionError("condition not met in time")
-        await pilot.pause(0.02)
 
 
 def loads(world, model: str) -> list:
@@ -40,47 +30,48 @@ def build(sim, store, make_engine, **overrides):
 async def test_p_pauses_so_no_new_student_starts_and_p_resumes(sim, store, make_engine):
     app, orch, rec = build(sim, store, make_engine, session={"max_cycles": 2})
     async with app.run_test(size=(160, 50)) as pilot:
-        await until(pilot, lambda: orch.current == "rh-alpha")
+        await until_async(lambda: orch.current == "rh-alpha", wait=pilot.pause)
         await pilot.press("p")
         assert orch.state == "paused"
-        await until(pilot, lambda: orch.current is None)  # the running one finishes
+        await until_async(lambda: orch.current is None, wait=pilot.pause)  # the running one finishes
         started = len(rec.of(ev.StudentStarted))
         await pilot.pause(1.0)  # 50 simulated seconds: beta would have started by now
         assert len(rec.of(ev.StudentStarted)) == started and loads(sim.world, "rh-beta") == []
         await pilot.press("p")
         assert orch.state == "running"
-        await until(pilot, lambda: loads(sim.world, "rh-beta"))
+        await until_async(lambda: loads(sim.world, "rh-beta"), wait=pilot.pause)
         orch.request_stop()
-        await until(pilot, lambda: orch.state == "finished")
+        await until_async(lambda: orch.state == "finished", wait=pilot.pause)
 
 
 async def test_s_cancels_the_running_generation_and_the_simulator_sees_an_unload(sim, store, make_engine):
     app, orch, rec = build(sim, store, make_engine)
     async with app.run_test(size=(160, 50)) as pilot:
-        await until(pilot, lambda: orch.current == "rh-alpha" and sim.world.is_loaded("rh-alpha"))
-        await until(
-            pilot, lambda: any(isinstance(e, ev.StudentPhaseChanged) and e.phase == "running" for e in rec.events)
+        await until_async(lambda: orch.current == "rh-alpha" and sim.world.is_loaded("rh-alpha"), wait=pilot.pause)
+        await until_async(
+            lambda: any(isinstance(e, ev.StudentPhaseChanged) and e.phase == "running" for e in rec.events),
+            wait=pilot.pause,
         )
         await pilot.press("s")
-        await until(pilot, lambda: rec.of(ev.StudentFinished))
+        await until_async(lambda: rec.of(ev.StudentFinished), wait=pilot.pause)
         run = rec.of(ev.StudentFinished)[0].run
         assert run.student == "rh-alpha" and run.status == "skipped" and run.reason == "skipped by user"
         assert unloads(sim.world, "rh-alpha")
         orch.request_stop()
-        await until(pilot, lambda: orch.state == "finished")
+        await until_async(lambda: orch.state == "finished", wait=pilot.pause)
 
 
 async def test_space_disables_the_student_under_the_cursor_and_the_next_cycle_skips_it(sim, store, make_engine):
     app, orch, rec = build(sim, store, make_engine, session={"max_cycles": 2})
     async with app.run_test(size=(160, 50)) as pilot:
-        await until(pilot, lambda: orch.current == "rh-alpha")
+        await until_async(lambda: orch.current == "rh-alpha", wait=pilot.pause)
         table = app.screen.query_one("StudentQueue")
         table.focus()
         table.move_cursor(row=2)  # rh-gamma
         assert table.cursor_student == "rh-gamma"
         await pilot.press("space")
         assert orch.enabled["rh-gamma"] is False
-        await until(pilot, lambda: orch.state == "finished", timeout=60)
+        await until_async(lambda: orch.state == "finished", timeout=60, wait=pilot.pause)
     runs = [r for r in await store.runs(session_id=orch.session_id) if r.student == "rh-gamma"]
     # disabled before its turn: skipped in this cycle and the next, never loaded
     assert [(r.cycle, r.status) for r in runs] == [(1, "skipped"), (2, "skipped")]
@@ -91,17 +82,20 @@ async def test_space_disables_the_student_under_the_cursor_and_the_next_cycle_sk
 async def test_e_unloads_everything_and_pauses_and_r_resumes(sim, store, make_engine):
     app, orch, rec = build(sim, store, make_engine, session={"max_cycles": 2})
     async with app.run_test(size=(160, 50)) as pilot:
-        await until(pilot, lambda: orch.current == "rh-alpha" and sim.world.is_loaded("rh-alpha"))
+        await until_async(lambda: orch.current == "rh-alpha" and sim.world.is_loaded("rh-alpha"), wait=pilot.pause)
         await pilot.press("e")
-        await until(pilot, lambda: orch.state == "emergency" and orch.current is None and not sim.world.loaded_names())
+        await until_async(
+            lambda: orch.state == "emergency" and orch.current is None and not sim.world.loaded_names(),
+            wait=pilot.pause,
+        )
         assert rec.of(ev.EmergencyStop)
         await pilot.pause(0.5)
         assert sim.world.loaded_names() == [] and orch.state == "emergency"  # stays put: no auto-resume after a key
         await pilot.press("r")
         assert orch.state == "running"
-        await until(pilot, lambda: loads(sim.world, "rh-beta"))
+        await until_async(lambda: loads(sim.world, "rh-beta"), wait=pilot.pause)
         orch.request_stop()
-        await until(pilot, lambda: orch.state == "finished")
+        await until_async(lambda: orch.state == "finished", wait=pilot.pause)
     alpha = [r for r in await store.runs(session_id=orch.session_id) if r.student == "rh-alpha"][0]
     assert alpha.status == "emergency"
 
@@ -110,13 +104,13 @@ async def test_e_unloads_everything_and_pauses_and_r_resumes(sim, store, make_en
 async def test_q_while_running_asks_then_exits_cleanly_with_the_run_aborted(sim, store, make_engine):
     app, orch, rec = build(sim, store, make_engine, budget={"timeout_s": 60})
     async with app.run_test(size=(160, 50)) as pilot:
-        await until(pilot, lambda: orch.current == "rh-alpha" and sim.world.is_loaded("rh-alpha"))
+        await until_async(lambda: orch.current == "rh-alpha" and sim.world.is_loaded("rh-alpha"), wait=pilot.pause)
         await pilot.press("q")
         await pilot.pause(0.1)
         assert type(app.screen).__name__ == "ConfirmQuit"
         await pilot.press("y")
-        await until(pilot, lambda: orch.state == "finished")
-        await until(pilot, lambda: not app.is_running, timeout=10)
+        await until_async(lambda: orch.state == "finished", wait=pilot.pause)
+        await until_async(lambda: not app.is_running, timeout=10, wait=pilot.pause)
     runs = await store.runs(session_id=orch.session_id)
     assert [r.status for r in runs] == ["aborted"]
     assert sim.world.loaded_names() == []
@@ -128,10 +122,11 @@ async def test_the_log_shows_its_newest_line_after_a_view_switch(sim, store, mak
 
     app, orch, rec = build(sim, store, make_engine, session={"max_cycles": 4})
     async with app.run_test(size=(160, 50)) as pilot:
-        await until(pilot, lambda: len(app.model.log) >= 22)  # as many lines as the log shows
+        await until_async(lambda: len(app.model.log) >= 22, wait=pilot.pause)  # as many lines as the log shows
         await pilot.press("2")
         seen = app.model.log_seq
-        await until(pilot, lambda: app.model.log_seq >= seen + 4)  # written while the log is hidden
+        # written while the log is hidden
+        await until_async(lambda: app.model.log_seq >= seen + 4, wait=pilot.pause)
         await pilot.press("1")
         await pilot.pause(0.05)
         log = app.screen.query_one(CycleLog)
@@ -139,7 +134,7 @@ async def test_the_log_shows_its_newest_line_after_a_view_switch(sim, store, mak
         assert rows[-1].strip(), rows[-6:]
         assert log.scroll_y == log.max_scroll_y
         orch.request_stop()
-        await until(pilot, lambda: orch.state == "finished")
+        await until_async(lambda: orch.state == "finished", wait=pilot.pause)
 
 
 class FailsWhileAStudentWrites(Static):
@@ -181,11 +176,8 @@ async def test_a_bug_in_a_widget_stops_the_session_gracefully_and_exits_non_zero
         async with app.run_test(size=(160, 50)) as pilot:
             if where == "render":
                 await pilot.app.screen.mount(FailsWhileAStudentWrites())
-            loop = asyncio.get_running_loop()
-            end = loop.time() + 30
-            while app.is_running:  # the widget fails while rh-alpha writes; the app closes
-                assert loop.time() < end, "the app did not close"
-                await asyncio.sleep(0.02)
+            # the widget fails while rh-alpha writes; the app closes
+            await until_async(lambda: not app.is_running, interval=0.02, what="the app to close")
         # leaving run_test waits for the engine's graceful stop, then re-raises the app's error
     assert app.return_code == 1 and isinstance(app.crash, RuntimeError)
     assert orch.state == "finished"

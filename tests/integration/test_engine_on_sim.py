@@ -12,6 +12,7 @@ from rhtui.engine.clock import ScaledClock
 from rhtui.engine.config import Settings
 from rhtui.engine.orchestrator import Orchestrator
 from rhtui.sim.scenario import load_scenario
+from tests.helpers import until_async
 
 pytestmark = pytest.mark.integration
 
@@ -84,16 +85,13 @@ async def test_an_external_spike_past_95_percent_triggers_the_emergency_path(sim
 
     orch.bus.subscribe(spike)
     task = asyncio.ensure_future(orch.run())
-    for _ in range(200):
-        if rec.of(ev.EmergencyStop):
-            break
-        await asyncio.sleep(0.05)
-    stop = rec.of(ev.EmergencyStop)
-    assert stop and stop[0].used_mb > 0.95 * total
-    for _ in range(100):
-        if orch.current is None and not await orch.backend.ps():
-            break
-        await asyncio.sleep(0.05)
+    stop = await until_async(lambda: rec.of(ev.EmergencyStop), timeout=10)
+    assert stop[0].used_mb > 0.95 * total
+
+    async def nothing_loaded() -> bool:
+        return orch.current is None and not await orch.backend.ps()
+
+    await until_async(nothing_loaded, timeout=5)
     assert orch.state == "emergency"
     assert await orch.backend.ps() == []  # everything unloaded
     orch.clear_emergency()  # refused: the card is still above the 90 % limit

@@ -31,6 +31,7 @@ from rhtui.engine.orchestrator import Orchestrator
 from rhtui.engine.records import RUN_STATUSES
 from rhtui.sim.probe import SimProbe
 from rhtui.sim.scenario import load_scenario
+from tests.helpers import until_async
 
 pytestmark = pytest.mark.integration
 
@@ -342,25 +343,14 @@ async def test_a_pause_survives_an_emergency_that_clears_by_itself(sim, store, m
     orch.bus.subscribe(pause_after_alpha)
     task = asyncio.ensure_future(orch.run())
     try:
-        for _ in range(400):  # real seconds: up to 20
-            if orch.state == "paused" and orch.current is None:
-                break
-            await asyncio.sleep(0.05)
-        assert orch.state == "paused" and orch.current is None
+        await until_async(lambda: orch.state == "paused" and orch.current is None, timeout=20)
         # another process takes the card past 95 % while paused (until the sampler has seen it),
         # then leaves
         world.add_external(0.97 * world.vram_total_mb - world.vram_used_mb())
-        for _ in range(400):
-            if timeline.of(ev.EmergencyStop):
-                break
-            await asyncio.sleep(0.05)
-        assert timeline.of(ev.EmergencyStop) and orch.state == "emergency"
+        await until_async(lambda: timeline.of(ev.EmergencyStop), timeout=20)
+        assert orch.state == "emergency"
         world.clear_external()
-        for _ in range(400):
-            if timeline.of(ev.EmergencyCleared):
-                break
-            await asyncio.sleep(0.05)
-        assert timeline.of(ev.EmergencyCleared)
+        await until_async(lambda: timeline.of(ev.EmergencyCleared), timeout=20)
         assert orch.state == "paused"  # the cooldown ended the emergency, not the pause
         await asyncio.sleep(0.2)  # 40 simulated seconds: still nobody starts
         assert [e.student for _, e in timeline.of(ev.StudentStarted)] == ["rh-alpha"]

@@ -11,7 +11,8 @@ from rhtui.engine import events as ev
 from rhtui.engine.clock import SystemClock
 from rhtui.engine.store import Store
 from rhtui.engine.watch import NoSession, WatchedSession
-from rhtui.tui.state import Budget, UiModel
+from rhtui.tui.state import UiModel
+from tests.helpers import until_async
 
 pytestmark = pytest.mark.integration
 
@@ -47,24 +48,13 @@ async def test_keys_of_a_watcher_reach_the_running_engine(sim, store, make_engin
     other = await Store.open(tmp_path / "rhtui.db")
     try:
         remote = WatchedSession(other, SystemClock())
-        for _ in range(200):
-            if orch.session_id is not None and orch.current is not None:
-                break
-            await asyncio.sleep(0.02)
+        await until_async(lambda: orch.session_id is not None and orch.current is not None, timeout=4)
         await remote.poll()
         assert remote.session_id == orch.session_id
         remote.pause()
-        for _ in range(200):
-            if orch.state == "paused":
-                break
-            await asyncio.sleep(0.02)
-        assert orch.state == "paused"
+        await until_async(lambda: orch.state == "paused", timeout=4, what="the engine paused by the watcher")
         remote.set_enabled("rh-zeta", False)
-        for _ in range(200):
-            if orch.enabled["rh-zeta"] is False:
-                break
-            await asyncio.sleep(0.02)
-        assert orch.enabled["rh-zeta"] is False
+        await until_async(lambda: orch.enabled["rh-zeta"] is False, timeout=4, what="rh-zeta disabled by the watcher")
         await remote.poll()
         assert remote.state == "paused"
     finally:
@@ -91,19 +81,14 @@ async def test_a_watcher_shows_the_card_and_quits_without_touching_the_session(s
     task = asyncio.ensure_future(orch.run())
     other = await Store.open(tmp_path / "rhtui.db")
     try:
-        for _ in range(300):
-            if orch.session_id is not None and orch.current is not None:
-                break
-            await asyncio.sleep(0.02)
+        await until_async(lambda: orch.session_id is not None and orch.current is not None, timeout=6)
         remote = WatchedSession(other, SystemClock(), interval_s=0.05)
         await remote.find_session()
         app = make_app(orch.settings, None, None, other, SystemClock(), orchestrator=remote)
         async with app.run_test(size=(120, 40)) as pilot:
-            for _ in range(100):
-                await pilot.pause(0.05)
-                if app.model.current is not None and app.model.snapshot is not None:
-                    break
-            assert app.model.current is not None  # a student is writing in the other "process"
+            # a student is writing in the other "process"
+            await until_async(lambda: app.model.current is not None and app.model.snapshot is not None,
+                              timeout=5, wait=pilot.pause)
             gauges = app.screen.query_one(Gauges)
             assert gauges.values.gpu_name == sim.world.scenario.gpu.name
             await pilot.press("q")
@@ -118,13 +103,11 @@ async def test_a_watcher_shows_the_card_and_quits_without_touching_the_session(s
 
 
 def _ui_model(settings) -> UiModel:
-    b = settings.budget
     return UiModel(
         session_name=settings.session.name, host=settings.ollama_host,
         students=[(s.name, s.tag, s.enabled) for s in settings.students],
         duration_s=settings.session.duration_min * 60.0,
-        budget=Budget(reserve_mb=b.reserve_mb, max_fraction=b.max_fraction, emergency_fraction=b.emergency_fraction,
-                      timeout_s=b.timeout_s, cooldown_s=b.cooldown_s),
+        budget=settings.budget,
         sample_interval_s=settings.sample_interval_s,
     )
 

@@ -9,10 +9,10 @@ from collections.abc import Callable, Iterable
 
 import pytest
 
-from rhtui.tui.app import RhtuiApp, make_app
 from rhtui.engine.clock import ManualClock
 from rhtui.engine.config import Settings
 from rhtui.engine.events import Event
+from rhtui.tui.app import RhtuiApp, make_app
 from tests.ui.fakes import T0, FakeOrchestrator, learned_profiles
 
 

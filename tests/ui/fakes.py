@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from rhtui.engine import events as ev
 from rhtui.engine.hardware import HardwareSnapshot
-from rhtui.engine.records import RunRecord, StudentStats
+from rhtui.engine.records import RunRecord, RunStatus, StudentStats
 from rhtui.sim.reference import MEASURED
 
 T0 = 1_700_000_000.0
@@ -68,6 +68,9 @@ class FakeOrchestrator:
         self.calls.append(("set_enabled", student, enabled))
         self.enabled[student] = enabled
 
+    def release(self, student: str) -> None:
+        self.calls.append(("release", student))
+
     def emergency_stop(self, reason: str = "emergency stop by user") -> None:
         self.calls.append(("emergency_stop", reason))
         self.state = "emergency"
@@ -96,18 +99,19 @@ def snapshot(ts: float, used_mb: float | None, *, util=87.0, temp=64.0, power=18
     )
 
 
-def run_record(student: str, cycle: int, *, status: str = "ok", start: float | None = None,
+def run_record(student: str, cycle: int, *, status: RunStatus = "ok", start: float | None = None,
                proposal: str | None = None, reason: str = "") -> RunRecord:
+    """A run as the engine reports it once stored: its `id` is the row's (one per student per cycle)."""
     vram, secs, tokens = REFERENCE[student]
     start = T0 + 30 * cycle if start is None else start
     ok = status == "ok"
     return RunRecord(
-        session_id=7, cycle=cycle, student=student, model=student, status=status,  # type: ignore[arg-type]
+        session_id=7, cycle=cycle, student=student, model=student, status=status,
         started_at=start, ended_at=start + secs, reason=reason,
         load_s=1.9, prompt_s=0.4, eval_s=secs - 2.3 if ok else None, total_s=secs if ok else secs / 2,
         wall_s=secs if ok else secs / 2, prompt_tokens=420, tokens=tokens if ok else tokens // 3,
         tok_per_s=round(tokens / (secs - 2.3), 1), vram_mb=vram, vram_peak_mb=vram + 900,
-        vram_delta_mb=vram - 12, energy_j=None,
+        vram_delta_mb=vram - 12, energy_j=None, id=(cycle - 1) * len(STUDENTS) + STUDENTS.index(student) + 1,
         proposal=proposal if proposal is not None else (
             f"# {student}: cycle {cycle}\n\nA proposal on the zeros of ζ(s) on the critical line.\n\n"
             "1. Study the explicit formula.\n2. Bound the error term.\n" if ok else ""),
@@ -124,7 +128,7 @@ def session_start(duration_min: float = 480.0) -> list[ev.Event]:
 
 
 def hardware_ramp(t_from: float, t_to: float, used: float, step: float = 5.0) -> list[ev.Event]:
-    out = []
+    out: list[ev.Event] = []
     t = t_from
     while t <= t_to:
         out.append(ev.HardwareSampled(ts=t, snapshot=snapshot(t, used)))

@@ -13,10 +13,11 @@ from textual.app import App, ComposeResult
 from textual.widget import Widget
 
 from rhtui.engine import events as ev
+from rhtui.engine.config import BudgetPolicy
 from rhtui.engine.hardware import HardwareSnapshot
 from rhtui.engine.records import StudentStats
 from rhtui.tui.screens.base import status_info
-from rhtui.tui.state import Budget, HistoryRow, StudentRow
+from rhtui.tui.state import HistoryRow, StudentRow
 from rhtui.tui.widgets.chart import Chart, nice_ticks
 from rhtui.tui.widgets.cycle_chart import CycleChart, CycleTokens
 from rhtui.tui.widgets.gauges import Gauges
@@ -68,7 +69,7 @@ def feed_student_chart(w: StudentChart, values, total) -> None:
 
 
 def feed_gauges(w: Gauges, values, total) -> None:
-    budget = Budget()
+    budget = BudgetPolicy()
     w.show(None, "ollama-ps", budget)
     for i, v in enumerate(values):
         w.show(snap(T0 + i, v, total), "ollama-ps", budget)
@@ -100,7 +101,7 @@ WIDGETS = {
     "cycle_chart": (lambda: CycleChart(id="w"), feed_cycle_chart),
     "student_chart_tps": (lambda: StudentChart("tps", id="w"), feed_student_chart),
     "student_chart_secs": (lambda: StudentChart("secs", id="w"), feed_student_chart),
-    "gauges": (lambda: Gauges(Budget(), id="w"), feed_gauges),
+    "gauges": (lambda: Gauges(BudgetPolicy(), id="w"), feed_gauges),
     "status_bar": (lambda: StatusBar("dashboard", id="w"), feed_status_bar),
     "student_queue": (lambda: StudentQueue(id="w"), feed_student_queue),
     "runs_table": (lambda: RunsTable(id="w"), feed_runs_table),

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from rhtui.tui.app import HardwareUpdate, TokensUpdate, engine_message
 from rhtui.engine import events as ev
-from rhtui.tui.state import LOG_LINES, PROPOSALS_KEPT, TIMELINE_BUCKETS, Budget, Timeline, UiModel
+from rhtui.engine.config import BudgetPolicy
+from rhtui.engine.eventlog import format_event
+from rhtui.tui.app import HardwareUpdate, TokensUpdate, engine_message
+from rhtui.tui.state import LOG_LINES, PROPOSALS_KEPT, TIMELINE_BUCKETS, Timeline, UiModel
 from tests.ui.fakes import STUDENTS, T0, mid_cycle, run_record, snapshot
 
 
 def model() -> UiModel:
     return UiModel(session_name="s", host="http://h:1", students=[(s, s, True) for s in STUDENTS],
-                   duration_s=8 * 3600, budget=Budget())
+                   duration_s=8 * 3600, budget=BudgetPolicy())
 
 
 def test_mid_cycle_state():
@@ -107,7 +109,8 @@ def test_fits_now_and_learned_profiles_arrive_as_events():
         m.apply(e)
     assert m.students["rh-zeta"].fits is False
     v = m.versions["queue"]
-    m.apply(ev.FitsChecked(ts=T0, cycle=3, fits=(("rh-delta", 3901.0, True, "fits"), ("rh-zeta", 5092.0, True, "fits"))))
+    m.apply(ev.FitsChecked(ts=T0, cycle=3,
+                           fits=(("rh-delta", 3901.0, True, "fits"), ("rh-zeta", 5092.0, True, "fits"))))
     assert m.students["rh-zeta"].fits is True and m.students["rh-zeta"].need_mb == 5092.0
     assert m.versions["queue"] > v
     v = m.versions["queue"]
@@ -116,3 +119,54 @@ def test_fits_now_and_learned_profiles_arrive_as_events():
     stats = StudentStats("rh-beta", 15, 0, 4390.0, 4450.0, 31.0, 3150.0, 109.0)
     m.apply(ev.ProfilesUpdated(ts=T0, profiles=(stats,)))
     assert m.students["rh-beta"].learned == stats and m.versions["queue"] > v
+
+
+def _engine_lines(events: list[ev.Event]) -> list[tuple[str, str]]:
+    """What the headless log prints for these events (debug lines are for --verbose only)."""
+    lines = [format_event(e) for e in events]
+    return [(level, text) for level, text in filter(None, lines) if level != "debug"]
+
+
+def test_every_log_line_is_the_engine_line_of_its_event():
+    from tests.ui import scenes
+
+    for scene in (scenes.dashboard_mid_cycle, scenes.skipped_for_vram, scenes.emergency, scenes.paused,
+                  scenes.backend_down, scenes.no_card_total):
+        events, _now = scene()
+        events += [
+            ev.BackendUp(ts=T0 + 1, host="http://h:1", version="0.6.3"),
+            ev.EmergencyCleared(ts=T0 + 2, reason="cool-down"),
+            ev.LogMessage(ts=T0 + 3, level="debug", text="not shown"),
+            ev.StudentSkipped(ts=T0 + 4, cycle=3, student="rh-beta", kind="missing", reason="not in Ollama"),
+            ev.SessionFinished(ts=T0 + 5, session_id=7, cycles=3, runs=14, tokens=40_000, reason="time is up"),
+        ]
+        m = model()
+        for e in events:
+            m.apply(e)
+        assert [(line.level, line.text) for line in m.log] == _engine_lines(events), scene.__name__
+
+
+def test_log_lines_for_a_run_agree_with_the_headless_log():
+    m = model()
+    started = ev.StudentStarted(ts=T0, cycle=1, student="rh-alpha", model="rh-alpha", need_mb=3900, timeout_s=60)
+    done = ev.StudentFinished(ts=T0 + 30, cycle=1, student="rh-alpha", run=run_record("rh-alpha", 1, start=T0))
+    failed = ev.StudentFinished(ts=T0 + 60, cycle=1, student="rh-beta",
+                                run=run_record("rh-beta", 1, status="timeout", start=T0 + 30, reason="60 s"))
+    alarm = ev.BudgetAlarm(ts=T0 + 61, level="warning", used_mb=10_500, total_mb=12_282, message="near the limit")
+    for e in (started, done, failed, alarm):
+        m.apply(e)
+    assert [(line.level, line.text) for line in m.log] == _engine_lines([started, done, failed, alarm])
+    assert [line.level for line in m.log] == ["info", "info", "warning", "warning"]
+    assert "saved run #1" in m.log[1].text
+
+
+def test_only_what_is_not_an_event_has_a_line_of_the_dashboard_own():
+    m = model()
+    queued = ev.StudentQueued(ts=T0, cycle=1, student="rh-zeta", position=6, need_mb=5092, fits=False,
+                              reason="needs 5,092 MB")
+    m.apply(queued)
+    assert format_event(queued) is not None and not _engine_lines([queued])
+    assert not m.log  # a debug line: the queue's Fits column shows it, as headless shows it with --verbose
+    m.engine_failed(T0, "RuntimeError: boom")
+    assert [(line.level, line.text) for line in m.log] == [
+        ("critical", "the engine stopped with an error: RuntimeError: boom")]

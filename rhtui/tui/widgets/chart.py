@@ -4,7 +4,8 @@ Each chart owns its plot object (`self.plt`, never the module-global plotext).
 `set_data(data, version)` is cheap: it stores the data. The replot (clear → plot →
 refresh) happens when the version changed *and* the chart can be seen (its screen
 is current, it is displayed and has a size), and never more often than
-`MIN_INTERVAL_S`. A chart that was hidden when its data changed redraws when it is
+`MIN_INTERVAL_S` on the chart's `clock` (`time.monotonic` unless one is passed in, as
+the tests do). A chart that was hidden when its data changed redraws when it is
 shown again (`wake()`, called on resize, show and screen resume). `render()`
 caches the built figure by (size, theme, drawn version), so a repaint that Textual
 asks for for another reason does not rebuild the plot.
@@ -14,7 +15,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.timer import Timer
@@ -49,6 +51,8 @@ def tick_label(v: float) -> str:
 
 class Chart(PlotextPlot):
     MIN_INTERVAL_S = 1.0
+    CLOCK: ClassVar[Callable[[], float]] = time.monotonic
+    """The clock a chart throttles its redraws by when none is passed in (seconds, monotonic)."""
 
     DEFAULT_CSS = """
     Chart {
@@ -60,15 +64,18 @@ class Chart(PlotextPlot):
 
     TITLE = ""
 
-    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(
+        self, *, id: str | None = None, classes: str | None = None, clock: Callable[[], float] | None = None
+    ) -> None:
         super().__init__(id=id, classes=classes)
+        self.clock: Callable[[], float] = clock if clock is not None else type(self).CLOCK
         self.border_title = self.TITLE
         self._data: Any = None
         self._version: int = -1
         self._drawn_version: int = -2
         self._last_draw = -math.inf
         self._timer: Timer | None = None
-        self._cache: tuple[tuple, Any] | None = None
+        self._cache: tuple[tuple[object, ...], Text] | None = None
         self._plotted_size: tuple[int, int] = (0, 0)
         self.redraws = 0
         """How many times the figure was replotted (tests and the bench read it)."""
@@ -107,22 +114,26 @@ class Chart(PlotextPlot):
             return False
 
     def _schedule(self) -> None:
-        if self._timer is not None or not self.is_mounted:
+        if not self.is_mounted:
             return
-        wait = self._last_draw + self.MIN_INTERVAL_S - time.monotonic()
+        wait = self._last_draw + self.MIN_INTERVAL_S - self.clock()
         if wait <= 0:
+            if self._timer is not None:  # due already (a late timer): draw now, once
+                self._timer.stop()
+                self._timer = None
             self._draw()
-        else:
+        elif self._timer is None:
             self._timer = self.set_timer(wait, self._fire, name=f"chart-{self.id}")
 
     def _fire(self) -> None:
         self._timer = None
-        self._draw()
+        if self.stale:
+            self._schedule()  # draws if the chart's clock says the interval is up, else waits the rest
 
     def _draw(self) -> None:
         if self._drawn_version == self._version or not self._visible():
             return
-        self._last_draw = time.monotonic()
+        self._last_draw = self.clock()
         self._drawn_version = self._version
         self._plotted_size = (self.size.width, self.size.height)
         plt = self.plt
@@ -153,7 +164,7 @@ class Chart(PlotextPlot):
         """The height to plot at (a subclass may use fewer rows so its bars line up with labels)."""
         return height
 
-    def render(self):
+    def render(self) -> Text:
         width, height = self.size.width, self.size.height
         key = (width, height, self.app.theme, self.theme, self._drawn_version)
         if self._cache is not None and self._cache[0] == key:

@@ -1,4 +1,8 @@
-"""Hardware gauges: VRAM with the reserve, the limit and the emergency line; GPU; RAM; CPU."""
+"""Hardware gauges: VRAM with the reserve, the limit and the emergency line; GPU; RAM; CPU.
+
+The VRAM zone (and so its colour and word) is the budget guard's own `BudgetGuard.zone`,
+so the gauge says EMERGENCY exactly when the engine stops.
+"""
 
 from __future__ import annotations
 
@@ -7,38 +11,31 @@ from dataclasses import dataclass
 from textual.content import Content
 from textual.widget import Widget
 
+from rhtui.engine.budget import BudgetGuard, Zone
+from rhtui.engine.config import BudgetPolicy
 from rhtui.engine.hardware import HardwareSnapshot
-from rhtui.tui.state import Budget
 from rhtui.tui.text import fmt_gb, fmt_mb, na, one_line
 
-ZONE_STYLE = {
+ZONE_STYLE: dict[Zone, str] = {
     "ok": "$success",
-    "high": "$warning",
+    "warning": "$warning",
     "limit": "bold $error",
     "emergency": "bold reverse $error",
     "unknown": "$text-muted",
 }
-ZONE_WORDS = {
+ZONE_WORDS: dict[Zone, str] = {
     "ok": "ok",
-    "high": "high",
+    "warning": "high",
     "limit": "over the limit",
     "emergency": "EMERGENCY",
     "unknown": "N/A",
 }
 
 
-def vram_zone(used: float | None, total: float | None, budget: Budget) -> str:
-    """ok / high (reserve eaten or within 10 points of the limit) / limit / emergency / unknown."""
-    if na(used) or not total:
-        return "unknown"
-    frac = used / total
-    if frac >= budget.emergency_fraction:
-        return "emergency"
-    if frac >= budget.max_fraction:
-        return "limit"
-    if frac >= budget.max_fraction - 0.10 or total - used < budget.reserve_mb:
-        return "high"
-    return "ok"
+def vram_zone(used: float | None, total: float | None, budget: BudgetPolicy) -> Zone:
+    """The guard's zone for `used` MB of a `total` MB card: ok / warning / limit / emergency / unknown."""
+    snap = HardwareSnapshot(ts=0.0, source="gauge", vram_total_mb=total, vram_used_mb=used)
+    return BudgetGuard(budget).zone(snap)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,13 +54,15 @@ class GaugeValues:
     ram_total: float | None
     cpu: float | None
     budget: tuple[float, float, float]
+    zone: Zone = "unknown"
+    """The guard's zone for the sample itself (not the rounded figures above)."""
     sampled: bool = True
     """False until the first hardware sample (nothing is known yet, not even what is missing)."""
 
     @classmethod
-    def of(cls, snap: HardwareSnapshot | None, source: str, budget: Budget) -> "GaugeValues":
+    def of(cls, snap: HardwareSnapshot | None, source: str, budget: BudgetPolicy) -> GaugeValues:
         def r(v: float | None, step: float = 1.0) -> float | None:
-            return None if na(v) else round(v / step) * step
+            return None if v is None or na(v) else round(v / step) * step
 
         if snap is None:
             return cls(None, None, source, None, None, None, None, None, None, None, None,
@@ -82,6 +81,7 @@ class GaugeValues:
             ram_total=r(snap.ram_total_mb),
             cpu=r(snap.cpu_pct),
             budget=(budget.reserve_mb, budget.max_fraction, budget.emergency_fraction),
+            zone=BudgetGuard(budget).zone(snap),
         )
 
 
@@ -92,13 +92,17 @@ def _bar(frac: float | None, width: int, style: str) -> Content:
     return Content.assemble((("█" * filled), style), ("░" * (width - filled), "$text-muted"))
 
 
-def vram_bar(used: float | None, total: float | None, budget: Budget, width: int) -> Content:
-    """The VRAM bar: used in the zone colour, free dim, the reserve shaded (▒), limit ┊ and emergency ┃ marks."""
+def vram_bar(used: float | None, total: float | None, budget: BudgetPolicy, width: int,
+             zone: Zone | None = None) -> Content:
+    """The VRAM bar: used in the zone colour, free dim, the reserve shaded (▒), limit ┊ and emergency ┃ marks.
+
+    `zone` is the guard's zone for the sample (computed from `used` and `total` when not given)."""
     if width <= 0:
         return Content("")
-    if na(used) or not total:
+    if used is None or na(used) or not total:
         return Content.styled("·" * width, "$text-muted")
-    zone = vram_zone(used, total, budget)
+    if zone is None:
+        zone = vram_zone(used, total, budget)
     used_cols = max(0, min(width, round(used / total * width)))
     reserve_col = max(0, min(width, round((total - budget.reserve_mb) / total * width)))
     limit_col = min(width - 1, int(budget.max_fraction * width))
@@ -108,7 +112,7 @@ def vram_bar(used: float | None, total: float | None, budget: Budget, width: int
         if col < used_cols:
             ch, style = "█", ZONE_STYLE[zone] if zone != "emergency" else "bold $error"
             if col == limit_col:
-                ch = "▌" if zone in ("ok", "high") else "█"
+                ch = "▌" if zone in ("ok", "warning") else "█"
             if col == emerg_col:
                 ch = "▌" if zone != "emergency" else "█"
         elif col == emerg_col:
@@ -139,13 +143,13 @@ class Gauges(Widget):
     }
     """
 
-    def __init__(self, budget: Budget, *, id: str | None = None) -> None:
+    def __init__(self, budget: BudgetPolicy, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._budget = budget
         self._values = GaugeValues.of(None, "probe", budget)
         self._cache: tuple[tuple, Content] | None = None
 
-    def show(self, snap: HardwareSnapshot | None, source: str, budget: Budget) -> None:
+    def show(self, snap: HardwareSnapshot | None, source: str, budget: BudgetPolicy) -> None:
         self._budget = budget
         values = GaugeValues.of(snap, source, budget)
         if values != self._values:
@@ -167,16 +171,16 @@ class Gauges(Widget):
 
     def _build(self, width: int) -> Content:
         v, b = self._values, self._budget
-        zone = vram_zone(v.vram_used, v.vram_total, b)
-        if v.vram_total and not na(v.vram_used):
+        zone = v.zone
+        if v.vram_total and v.vram_used is not None:
             nums = f" {fmt_gb(v.vram_used)}/{fmt_gb(v.vram_total)} GB {v.vram_used / v.vram_total:5.1%}"
-        elif not na(v.vram_used):  # no NVML and no gpu_total_mb: what is used is known, the card's size not
+        elif v.vram_used is not None:  # no NVML and no gpu_total_mb: what is used is known, the card's size not
             nums = f" {fmt_gb(v.vram_used)} GB used, total N/A"
         else:
             nums = " N/A"
         bar_w = max(10, width - 5 - len(nums))
         line1 = Content.assemble(
-            ("VRAM ", "bold"), vram_bar(v.vram_used, v.vram_total, b, bar_w), (nums, ZONE_STYLE[zone])
+            ("VRAM ", "bold"), vram_bar(v.vram_used, v.vram_total, b, bar_w, zone), (nums, ZONE_STYLE[zone])
         )
         src = " (from Ollama /api/ps)" if v.vram_source == "ollama-ps" else ""
         if v.vram_total or not v.sampled:
@@ -223,8 +227,7 @@ class Gauges(Widget):
             else:
                 procs = " · ".join(f"{pid} {'?' if mb is None else fmt_mb(mb)}" for pid, mb in v.processes)
             lines.append(Content.assemble(("GPU processes ", "bold"), (procs, "$text-muted")))
-        if self.content_size.height >= 8 and v.vram_total and not na(v.vram_used):
-            b = self._budget
+        if self.content_size.height >= 8 and v.vram_total and v.vram_used is not None:
             free = v.vram_total - v.vram_used
             room = min(free - b.reserve_mb, b.max_fraction * v.vram_total - v.vram_used)
             lines.append(Content.assemble(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,8 +26,11 @@ def short(name: str) -> str:
 
 
 class StudentChart(Chart):
-    def __init__(self, metric: Metric, *, id: str | None = None, classes: str | None = None) -> None:
-        super().__init__(id=id, classes=classes)
+    def __init__(
+        self, metric: Metric, *, id: str | None = None, classes: str | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        super().__init__(id=id, classes=classes, clock=clock)
         self.metric = metric
 
     def on_mount(self) -> None:
