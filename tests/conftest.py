@@ -46,6 +46,10 @@ def _loopback_only(monkeypatch):
 def _isolated_xdg(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    # the per-user engine locks (one engine per Ollama host) of this test alone
+    runtime = tmp_path / "xdg-runtime"
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     for var in list(__import__("os").environ):
         if var.startswith("RHTUI_") or var in ("OLLAMA_HOST", "OLLAMA_NUM_PARALLEL"):
             monkeypatch.delenv(var, raising=False)

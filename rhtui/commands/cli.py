@@ -13,6 +13,9 @@ Heavy modules (Textual, the simulator) are imported only by the commands that ne
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
+import os
 import sys
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -33,11 +36,13 @@ from rhtui.commands.context import (
     make_console,
 )
 from rhtui.commands.models import models_app
+from rhtui.commands.students import students_app
 from rhtui.engine.config import Settings
 
 if TYPE_CHECKING:
     from rhtui.engine.clock import Clock
     from rhtui.engine.hardware import HardwareProbe
+    from rhtui.engine.store import Store
     from rhtui.sim.world import SimWorld
 
 app = typer.Typer(
@@ -50,6 +55,11 @@ app = typer.Typer(
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
+
+
+MAX_DEMO_SPEED = 1000.0
+"""The fastest --demo runs: the engine's timeouts are on the simulated clock, and from about 3,000x
+they become shorter than a request takes, so healthy runs time out."""
 
 
 def _version(value: bool) -> None:
@@ -91,8 +101,8 @@ def main_callback(
     ] = "rtx4070s",
     speed: Annotated[
         float,
-        typer.Option("--speed", help="Simulator speed factor for --demo (20: twenty times real time).",
-                     min=0.01, max=100000),
+        typer.Option("--speed", help=f"Simulator speed factor for --demo (20: twenty times real time; "
+                     f"at most {MAX_DEMO_SPEED:g}).", min=0.01),
     ] = 1.0,
     seed: Annotated[int, typer.Option("--seed", help="Simulator seed for --demo.")] = 0,
     version: Annotated[
@@ -115,6 +125,14 @@ def main_callback(
     obj.demo = demo
     if ctx.invoked_subcommand is not None:
         return
+    if demo and speed > MAX_DEMO_SPEED:
+        make_console(stderr=True).print(Text(
+            f"rhtui: --speed {speed:g} is above {MAX_DEMO_SPEED:g}: the engine's timeouts and waits run on the "
+            f"simulated clock, so at {speed:g}x a 60 s proposal timeout is {60_000 / speed:.0f} ms of real time, "
+            "less than an HTTP round trip may take, and healthy runs would be recorded as timeouts. "
+            f"Use --speed {MAX_DEMO_SPEED:g} or less."
+        ))
+        raise typer.Exit(2)
     settings = obj.settings()
     run = RunOptions(demo=demo, headless=headless, scenario=scenario, speed=speed, seed=seed)
     raise typer.Exit(asyncio.run(_run_session(settings, run)))
@@ -138,12 +156,30 @@ async def _run_session(settings: Settings, run: RunOptions) -> int:
     from rhtui.engine.backend import BackendUnreachable, OllamaBackend
     from rhtui.engine.clock import ScaledClock, SystemClock
     from rhtui.engine.hardware import open_best_probe
+    from rhtui.engine.lock import EngineBusy, EngineLock, LockError, reconcile
     from rhtui.engine.store import Store, StoreError
 
     err = make_console(stderr=True)
     clock: Clock
     probe: HardwareProbe
     async with AsyncExitStack() as stack:
+        # one engine per database and per Ollama host (the demo's simulator is its own host)
+        lock_db = demo_db_path(settings) if run.demo else settings.db_path
+        lock = EngineLock(lock_db, None if run.demo else settings.ollama_host, session=settings.session.name,
+                          watch_hint=f"rhtui watch{' --demo' if run.demo else ''} --data-dir {settings.data_dir}")
+        try:
+            taken_over = await asyncio.to_thread(lock.acquire)
+        except EngineBusy as exc:
+            err.print(Text(f"rhtui: {exc}"))
+            return exc.exit_code
+        except LockError as exc:
+            err.print(Text(f"rhtui: {exc}"))
+            return 1
+        stack.callback(lock.release)
+        for gone in taken_over:
+            if gone.pid is not None and gone.pid != os.getpid():
+                err.print(Text(f"rhtui: the lock left by an engine that is gone ({gone.describe()}) was taken over"),
+                          style="dim")
         if run.demo:
             from rhtui.sim.probe import SimProbe
             from rhtui.sim.scenario import ScenarioError
@@ -170,25 +206,59 @@ async def _run_session(settings: Settings, run: RunOptions) -> int:
             err.print(Text(f"rhtui: {exc}"))
             return 1
         stack.push_async_callback(store.close)
-        await store.purge_snapshots(clock.now() - settings.snapshot_retention_days * 86400)
+        if store.repaired:
+            err.print(Text(f"rhtui: {db_path} lacked {', '.join(store.repaired)}: re-created"), style="dim")
+        try:
+            # holding the lock: a session still open here has no engine any more
+            for line in await reconcile(store):
+                err.print(Text(f"rhtui: {line}"), style="dim")
+            await store.purge_snapshots(clock.now() - settings.snapshot_retention_days * 86400)
+        except StoreError as exc:
+            err.print(Text(f"rhtui: {exc}; nothing was started. Free some space, or use another --data-dir"
+                           if store.full else f"rhtui: {exc}"))
+            return 1
 
         if run.headless:
             from rhtui.commands.headless import run_headless
             from rhtui.engine.orchestrator import Orchestrator
 
             orch = Orchestrator(settings, backend, probe, store, clock, retry_backend=False)
+            orch.bus.subscribe(lock.on_event)
             try:
-                return await run_headless(orch, make_console())
+                code = await run_headless(orch, make_console())
             except BackendUnreachable as exc:
                 err.print(Text(f"rhtui: {exc}"))
                 return 1
+            return await _after_session(store, orch, code, err)
 
         from rhtui.tui.app import make_app
 
         tui = make_app(settings, backend, probe, store, clock)
+        tui.bus.subscribe(lock.on_event)
         await tui.run_async()
-        return int(tui.return_code or 0)
+        return await _after_session(store, tui.orchestrator, int(tui.return_code or 0), err)
     return 0
+
+
+async def _after_session(store: Store, orchestrator: Any, code: int, err: Any) -> int:
+    """Close the database; if the disk filled up, say so (where, what was kept, what to do) and exit 1."""
+    await store.close()
+    full = getattr(orchestrator, "store_full", None) or store.full
+    if full is None:
+        return code
+    msg = f"rhtui: {full}: the session was stopped. Everything saved before is kept in {store.path}."
+    end_error = getattr(orchestrator, "end_error", None)
+    if end_error:
+        msg += (f" Even marking the session stopped failed ({end_error}): it reads as running until rhtui next "
+                "starts on this data dir, which closes it as interrupted.")
+    elif getattr(orchestrator, "session_id", None) is not None:
+        msg += f" The session is closed with the reason \"the disk holding {full.directory} is full\"."
+    if store.dropped_samples:
+        n = store.dropped_samples
+        msg += f" {n} hardware sample{'s' if n != 1 else ''} not yet written {'were' if n != 1 else 'was'} given up."
+    msg += " Free some space on that disk (or move the data with --data-dir), then start again."
+    err.print(Text(msg))
+    return 1
 
 
 async def start_simulator(
@@ -243,13 +313,24 @@ def sim(
     scenario: Annotated[str, typer.Option(help="Scenario name or TOML path.")] = "rtx4070s",
     speed: Annotated[float, typer.Option(help="Speed factor.", min=0.01)] = 1.0,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    allow_remote: Annotated[
+        bool, typer.Option("--allow-remote", help="Allow a --bind address other machines can reach.")
+    ] = False,
 ) -> None:
     """Serve the simulator (a GPU + Ollama's HTTP API) so any Ollama client can talk to it."""
     from rhtui.sim.scenario import ScenarioError
     from rhtui.sim.server import serve
 
+    if not allow_remote and not _loopback(bind):
+        make_console(stderr=True).print(Text(
+            f"rhtui: --bind {bind} is not a loopback address: any machine that reaches it could drive the "
+            "simulator, which has no authentication (it serves Ollama's API, create and delete included). "
+            "Use 127.0.0.1, ::1 or localhost, or add --allow-remote if that is what you want."
+        ))
+        raise typer.Exit(2)
+
     try:
-        asyncio.run(serve(scenario=scenario, host=bind, port=port, speed=speed, seed=seed))
+        asyncio.run(serve(scenario=scenario, host=bind.strip().strip("[]"), port=port, speed=speed, seed=seed))
     except ScenarioError as exc:
         make_console(stderr=True).print(Text(f"rhtui: {exc}"))
         raise typer.Exit(2) from None
@@ -258,6 +339,40 @@ def sim(
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         pass
+
+
+def _loopback(bind: str) -> bool:
+    """A --bind address only this machine reaches: localhost or a loopback IP (127.0.0.0/8, ::1)."""
+    import ipaddress
+
+    name = bind.strip().strip("[]").lower()
+    if name in ("localhost", "localhost.", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _output_failed(exc: OSError) -> int:
+    """Writing to standard output failed (a full disk, /dev/full, the reader gone): say so, not a
+    traceback, and point stdout at /dev/null so that Python's own flush at exit does not fail again."""
+    where = "standard output"
+    with contextlib.suppress(OSError, ValueError):
+        target = os.readlink(f"/proc/self/fd/{sys.stdout.fileno()}")
+        where = f"standard output ({target})" if target.startswith("/") else where
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    if isinstance(exc, BrokenPipeError):
+        return 1  # the reader went away (`| head`): nothing to tell it
+    make_console(stderr=True).print(Text(
+        f"rhtui: could not write to {where}: {exc.strerror or exc}; the output is incomplete. "
+        "Nothing in the database was changed: free some space, or write somewhere else (> FILE)."
+    ))
+    return 1
+
+
+_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EPIPE})
 
 
 # -- watch ---------------------------------------------------------------------------------
@@ -279,8 +394,9 @@ def watch(
 
 async def _watch(settings: Settings, db: Path, session: str | None) -> int:
     from rhtui.engine.clock import SystemClock
+    from rhtui.engine.lock import db_lock_path
     from rhtui.engine.store import Store, StoreError
-    from rhtui.engine.watch import NoSession, WatchedSession
+    from rhtui.engine.watch import STALE_AFTER_S, NoSession, WatchedSession
     from rhtui.tui.app import make_app
 
     err = make_console(stderr=True)
@@ -288,13 +404,14 @@ async def _watch(settings: Settings, db: Path, session: str | None) -> int:
         err.print(Text(f"rhtui: no database at {db}: no session has run yet"))
         return 1
     try:
-        store = await Store.open(db)
+        store = await Store.open(db, mode="auto")  # read-only media: read as it is
     except StoreError as exc:
         err.print(Text(f"rhtui: {exc}"))
         return 1
     try:
         clock = SystemClock()
-        remote = WatchedSession(store, clock, session_name=session)
+        remote = WatchedSession(store, clock, session_name=session, lock_path=db_lock_path(db),
+                                stale_after_s=max(STALE_AFTER_S, 5 * settings.sample_interval_s))
         try:
             await remote.find_session()
         except NoSession as exc:
@@ -342,7 +459,14 @@ def report(
     from rhtui.commands.report import print_report
 
     _settings, db, session = _session_source(ctx, session, demo)
-    raise typer.Exit(asyncio.run(print_report(db, session, fmt.value, points, make_console())))
+    try:
+        code = asyncio.run(print_report(db, session, fmt.value, points, make_console()))
+        sys.stdout.flush()
+    except OSError as exc:
+        if exc.errno not in _OUTPUT_ERRNOS:
+            raise
+        code = _output_failed(exc)
+    raise typer.Exit(code)
 
 
 class ExportWhat(StrEnum):
@@ -367,7 +491,14 @@ def export(
     from rhtui.commands.report import export_data
 
     _settings, db, session = _session_source(ctx, session, demo)
-    raise typer.Exit(asyncio.run(export_data(db, what.value, session, fmt.value, sys.stdout)))
+    try:
+        code = asyncio.run(export_data(db, what.value, session, fmt.value, sys.stdout))
+        sys.stdout.flush()
+    except OSError as exc:
+        if exc.errno not in _OUTPUT_ERRNOS:
+            raise
+        code = _output_failed(exc)
+    raise typer.Exit(code)
 
 
 @app.command(name="doctor")
@@ -385,6 +516,8 @@ def doctor_command(
 
 
 app.add_typer(models_app, name="models", help="Create, verify, list and remove the student models.")
+app.add_typer(students_app, name="students", help="The students of a session and their health; release a "
+              "quarantined one (`rhtui students release NAME`).")
 
 
 def main() -> None:

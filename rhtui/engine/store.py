@@ -15,19 +15,32 @@ Opening never harms a file it does not understand: a file that is not SQLite,
 a damaged one (`PRAGMA quick_check`), someone else's database or one written
 by a newer rhtui is inspected through a read-only connection and refused with
 a `StoreError` that says what to do; its bytes are left exactly as they were.
+A database whose version is current but lacks a table, index or column of the
+schema (a table dropped by hand, a development build) is repaired at open.
+
+A full disk (SQLITE_FULL, ENOSPC) raises `StoreFull` from any write, naming the
+directory: the engine stops the session on it instead of failing at random.
+`report`, `export` and `watch` open with `mode="auto"`: a database on read-only
+media (or in a directory this user cannot write) is read through a read-only
+connection, `immutable` when not even -wal/-shm files could be made next to it.
+A data directory rhtui creates is private (0700), and so is a new database file
+(0600), whatever the umask: proposals are private, and `controls` steers the engine.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
+import os
+import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import aiosqlite
 
@@ -114,6 +127,62 @@ class StoreError(Exception):
     """The database cannot be used; the message names the file, what is wrong and what to do."""
 
 
+class StoreFull(StoreError):
+    """A write failed because the disk (or the database's size limit) is full.
+
+    `directory` is the data dir, the place the user must free; str() says so."""
+
+    def __init__(self, directory: str, detail: str) -> None:
+        super().__init__(f"the disk holding {directory} is full ({detail})")
+        self.directory = directory
+        self.detail = detail
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """SQLite's SQLITE_FULL ("database or disk is full") or the OS's ENOSPC / EDQUOT."""
+    if isinstance(exc, sqlite3.Error):
+        return getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL" or "database or disk is full" in str(exc)
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def ensure_private_dir(directory: Path) -> None:
+    """Create `directory` (and its parents) if it is missing; the directory itself 0700 whatever
+    the umask. An existing directory is left as it is. Raises OSError."""
+    if directory.is_dir():
+        return
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(mode=0o700)
+    except FileExistsError:
+        return  # made meanwhile by another process: its mode is its own
+    os.chmod(directory, 0o700)
+
+
+def open_mode(path: Path) -> Literal["rw", "ro", "immutable"]:
+    """How `mode="auto"` opens an existing database: "rw" when this user may write the file and
+    its directory; "ro" when the file is read-only but SQLite can still make its -wal/-shm files
+    next to it (or they are there already); "immutable" when it cannot (read-only media, a
+    directory without write permission): then nothing at all is created next to the file."""
+    directory = path.parent
+    dir_writable = os.access(directory, os.W_OK | os.X_OK)
+    if os.access(path, os.W_OK) and dir_writable:
+        return "rw"
+    if dir_writable:
+        return "ro"
+    wal = Path(f"{path}-wal")
+    shm = Path(f"{path}-shm")
+    # a -wal left with writes in it is read through its -shm when both are there; otherwise the
+    # file alone is the database (a clean close leaves no -wal)
+    if wal.exists() and wal.stat().st_size > 0 and shm.exists():
+        return "ro"
+    return "immutable"
+
+
+def _uri(path: Path, mode: Literal["ro", "immutable"]) -> str:
+    query = "mode=ro&immutable=1" if mode == "immutable" else "mode=ro"
+    return f"{path.resolve().as_uri()}?{query}"
+
+
 @dataclass(frozen=True, slots=True)
 class StoredEvent:
     """One row of `events`, as a follower (`rhtui watch`) reads it."""
@@ -158,6 +227,77 @@ async def migrate(db: aiosqlite.Connection, target: int = SCHEMA_VERSION,
             if db.in_transaction:
                 await db.execute("ROLLBACK")
             raise
+
+
+_DDL = (
+    (re.compile(r"^\s*CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.I), "table"),
+    (re.compile(r"^\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)\s+ON\s+(\w+)", re.I), "index"),
+    (re.compile(r"^\s*DROP\s+(?:TABLE|INDEX)\s+(?:IF\s+EXISTS\s+)?(\w+)", re.I), "drop"),
+    (re.compile(r"^\s*ALTER\s+TABLE\s+(\w+)\s+ADD\s+(?:COLUMN\s+)?(\w+)", re.I), "column"),
+)
+
+
+def _expected_schema(steps: Sequence[Sequence[str]]) -> tuple[dict[str, str], dict[str, list[tuple[str, str]]]]:
+    """What the migrations leave: {table or index: its CREATE}, {table: [(column, its ALTER)]}.
+
+    Replayed from the statements themselves, so a later step that drops or adds something is
+    followed; statements of other kinds (data fixes) change nothing here."""
+    creates: dict[str, str] = {}
+    columns: dict[str, list[tuple[str, str]]] = {}
+    for step in steps:
+        for statement in step:
+            for pattern, kind in _DDL:
+                m = pattern.match(statement)
+                if m is None:
+                    continue
+                name = m.group(1).lower()
+                if kind in ("table", "index"):
+                    creates[name] = statement
+                    if kind == "table":
+                        columns[name] = []
+                elif kind == "drop":
+                    creates.pop(name, None)
+                    columns.pop(name, None)
+                else:
+                    columns.setdefault(name, []).append((m.group(2).lower(), statement))
+                break
+    return creates, columns
+
+
+async def repair(db: aiosqlite.Connection, steps: Sequence[Sequence[str]] = MIGRATIONS) -> list[str]:
+    """Re-create what the schema's version promises but the file lacks (a table, an index, a column),
+    in one transaction; returns what was re-created ([] when nothing was missing)."""
+    creates, columns = _expected_schema(steps)
+
+    async def missing() -> list[tuple[str, str]]:
+        have = {r[0].lower() for r in await db.execute_fetchall(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")}
+        out: list[tuple[str, str]] = []
+        for name, statement in creates.items():
+            if name not in have:
+                out.append((name, statement))
+                if name in columns:  # a table made afresh: its later columns come with it
+                    out.extend((f"{name}.{col}", alter) for col, alter in columns[name])
+        for table, added in columns.items():
+            if table not in have or not added:
+                continue
+            cols = {r[1].lower() for r in await db.execute_fetchall(f"PRAGMA table_info({table})")}
+            out.extend((f"{table}.{col}", alter) for col, alter in added if col not in cols)
+        return out
+
+    if not await missing():
+        return []
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        todo = await missing()  # again inside the write lock: another process may have repaired it
+        for _name, statement in todo:
+            await db.execute(statement)
+        await db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            await db.execute("ROLLBACK")
+        raise
+    return [name for name, _statement in todo]
 
 
 def _inspect(path: Path) -> None:
@@ -225,23 +365,35 @@ def _session(row: Sequence[Any]) -> SessionInfo:
 class Store:
     """rhtui's database. Build it with `await Store.open(path)`; close it with `await close()`."""
 
-    def __init__(self, db: aiosqlite.Connection, path: Path | str, snapshot_batch: int) -> None:
+    def __init__(self, db: aiosqlite.Connection, path: Path | str, snapshot_batch: int, *,
+                 read_only: bool = False) -> None:
         self._db = db
         self.path = path
         self.snapshot_batch = max(1, snapshot_batch)
         self._pending: list[tuple] = []
         self._lock = asyncio.Lock()
         self._closed = False
+        self.read_only = read_only
+        """Opened read-only (the file or its directory cannot be written): every write fails."""
+        self.repaired: list[str] = []
+        """What the open re-created because the file lacked it (see `repair`)."""
+        self.full: StoreFull | None = None
+        """The first write that failed for a full disk, if one did."""
+        self.dropped_samples = 0
+        """Buffered hardware samples given up because the disk was full."""
 
     # -- opening and closing ------------------------------------------------------------
 
     @classmethod
-    async def open(cls, path: Path | str, *, snapshot_batch: int = 500) -> Store:
+    async def open(cls, path: Path | str, *, snapshot_batch: int = 500,
+                   mode: Literal["rw", "auto"] = "rw") -> Store:
         """Open (creating it and its directory if need be) and migrate the database at `path`.
 
         `":memory:"` gives a private in-memory database. Raises `StoreError` for a file that is
         not SQLite, is damaged, belongs to another program or has a newer rhtui schema; such a
-        file is only read, never written.
+        file is only read, never written. `mode="auto"` (readers: report, export, watch) opens an
+        existing file that cannot be written read-only instead (see `open_mode`); it is neither
+        migrated nor repaired then.
         """
         if sqlite3.sqlite_version_info < MIN_SQLITE:
             raise StoreError(f"rhtui needs SQLite {'.'.join(map(str, MIN_SQLITE))} or newer; this Python has "
@@ -249,42 +401,95 @@ class Store:
         memory = str(path) == ":memory:"
         if not memory:
             path = Path(path).expanduser()
+            if mode == "auto" and path.is_file():
+                how = open_mode(path)
+                if how != "rw":
+                    await asyncio.to_thread(_inspect, path)
+                    return await cls._open_read_only(path, how, snapshot_batch)
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
+                ensure_private_dir(path.parent)
             except OSError as exc:
                 raise StoreError(f"cannot create the directory {path.parent} for the database: {exc.strerror}; "
                                  "use --data-dir to choose another place") from exc
             await asyncio.to_thread(_inspect, path)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass
+            except OSError:
+                pass  # SQLite's own open below says what is wrong
+            else:
+                os.fchmod(fd, 0o600)  # whatever the umask; SQLite gives -wal and -shm the same mode
+                os.close(fd)
         try:
             db = await aiosqlite.connect(str(path), isolation_level=None, timeout=10.0)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the database {path}: {exc}; check the directory is writable, "
                              "or use --data-dir") from exc
+        repaired: list[str] = []
         try:
             await db.execute("PRAGMA journal_mode = WAL")
             await db.execute("PRAGMA synchronous = NORMAL")
             await db.execute("PRAGMA foreign_keys = ON")
             await db.execute("PRAGMA busy_timeout = 10000")
             await migrate(db)
+            repaired = await repair(db)
         except StoreError as exc:
             await db.close()
             raise StoreError(f"{path}: {exc}; upgrade rhtui, or use --data-dir") from exc
         except sqlite3.Error as exc:
             await db.close()
+            if is_disk_full(exc):
+                raise StoreFull(str(Path(path).parent), str(exc)) from exc
+            if getattr(exc, "sqlite_errorname", "").startswith("SQLITE_READONLY"):
+                raise StoreError(f"the database {path} cannot be written ({exc}): `rhtui report`, `export` and "
+                                 "`watch` read it as it is, but a session needs a writable place: use --data-dir"
+                                 ) from exc
             raise StoreError(f"cannot prepare the database {path}: {exc}; move it aside or use --data-dir") from exc
         except BaseException:
             await db.close()
             raise
-        return cls(db, path, snapshot_batch)
+        store = cls(db, path, snapshot_batch)
+        store.repaired = repaired
+        return store
+
+    @classmethod
+    async def _open_read_only(cls, path: Path, how: Literal["ro", "immutable"], snapshot_batch: int) -> Store:
+        """A reader's connection to a file that cannot be written: `mode=ro` (and `immutable=1`)."""
+        try:
+            db = await aiosqlite.connect(_uri(path, how), uri=True, isolation_level=None, timeout=10.0)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the database {path} read-only: {exc}; copy it to a writable place "
+                             "and point --data-dir there") from exc
+        try:
+            await db.execute("PRAGMA busy_timeout = 10000")
+            version = await _user_version(db)
+        except sqlite3.Error as exc:
+            await db.close()
+            raise StoreError(f"cannot read the database {path} (read-only): {exc}; copy it to a writable place "
+                             "and point --data-dir there") from exc
+        if version < SCHEMA_VERSION:
+            await db.close()
+            raise StoreError(f"{path} cannot be written and was made by an older rhtui (schema v{version}, this "
+                             f"one reads v{SCHEMA_VERSION}): copy it to a writable place and point --data-dir "
+                             "there, so that rhtui can bring it up to date")
+        return cls(db, path, snapshot_batch, read_only=True)
 
     async def close(self) -> None:
-        """Write the buffered snapshots and close the connection. Safe to call twice."""
+        """Write the buffered snapshots and close the connection. Safe to call twice.
+
+        Never raises for a full disk: the buffered samples are given up (`dropped_samples`) and
+        `full` says what happened, for the caller to tell the user."""
         if self._closed:
             return
         try:
-            await self.flush()
-            with suppress(sqlite3.Error):
-                await self._db.execute("PRAGMA optimize")
+            if not self.read_only:
+                try:
+                    await self.flush()
+                except StoreFull:
+                    self.drop_pending()
+                with suppress(sqlite3.Error):
+                    await self._db.execute("PRAGMA optimize")
         finally:
             self._closed = True
             await self._db.close()
@@ -303,19 +508,36 @@ class Store:
 
     @asynccontextmanager
     async def _write(self, transaction: bool = False) -> AsyncIterator[aiosqlite.Connection]:
-        """Serialise writes on the shared connection; optionally inside one transaction."""
+        """Serialise writes on the shared connection; optionally inside one transaction.
+        A full disk is raised as `StoreFull` (and remembered in `full`)."""
         async with self._lock:
-            if not transaction:
-                yield self._db
-                return
-            await self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                if self._db.in_transaction:
-                    await self._db.execute("ROLLBACK")
-                raise
-            await self._db.execute("COMMIT")
+                if not transaction:
+                    yield self._db
+                    return
+                await self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    if self._db.in_transaction:
+                        await self._db.execute("ROLLBACK")
+                    raise
+                await self._db.execute("COMMIT")
+            except (sqlite3.Error, OSError) as exc:
+                if not is_disk_full(exc):
+                    raise
+                if self._db.in_transaction:  # a failed COMMIT leaves the transaction open
+                    with suppress(sqlite3.Error):
+                        await self._db.execute("ROLLBACK")
+                full = StoreFull(self.directory, str(exc))
+                if self.full is None:
+                    self.full = full
+                raise full from exc
+
+    @property
+    def directory(self) -> str:
+        """Where the database lives: the data dir a full disk is reported for."""
+        return "memory" if str(self.path) == ":memory:" else str(Path(self.path).parent)
 
     async def _insert(self, sql: str, params: Sequence[Any]) -> int:
         async with self._write() as db:
@@ -343,6 +565,47 @@ class Store:
         """A new session row; returns its id."""
         return await self._insert("INSERT INTO sessions (name, started_at, meta) VALUES (?, ?, ?)",
                                   (name, started_at, json.dumps(meta or {}, default=str)))
+
+    async def open_sessions(self) -> list[SessionInfo]:
+        """Sessions never closed (no `ended_at`), oldest first: running, or their engine died."""
+        return [_session(r) for r in await self._all(
+            f"{_SESSION_SELECT} WHERE ended_at IS NULL ORDER BY started_at, id")]
+
+    async def close_interrupted(self, session_id: int, reason: str) -> tuple[float, int, int, int]:
+        """Close a session whose engine is gone, and its cycles left open, in one transaction.
+
+        Each ends at its last sign of life (its latest event, sample, run or cycle start); a
+        cycle's totals are counted from its runs. Returns (ended_at, cycles, ok runs, their tokens).
+        """
+        async with self._write(transaction=True) as db:
+            row = await (await db.execute(
+                """SELECT MAX(s.started_at,
+                              COALESCE((SELECT MAX(ts) FROM events WHERE session_id = s.id), 0),
+                              COALESCE((SELECT MAX(ts) FROM hardware_snapshots WHERE session_id = s.id), 0),
+                              COALESCE((SELECT MAX(ended_at) FROM student_runs WHERE session_id = s.id), 0),
+                              COALESCE((SELECT MAX(started_at) FROM cycles WHERE session_id = s.id), 0))
+                   FROM sessions AS s WHERE s.id = ?""", (session_id,))).fetchone()
+            ended = float(row[0]) if row and row[0] is not None else time.time()
+            await db.execute(
+                """UPDATE cycles SET ended_at = ?,
+                       completed = (SELECT COUNT(*) FROM student_runs r
+                                    WHERE r.session_id = cycles.session_id AND r.cycle = cycles.n AND r.status = 'ok'),
+                       skipped = (SELECT COUNT(*) FROM student_runs r WHERE r.session_id = cycles.session_id
+                                  AND r.cycle = cycles.n AND r.status = 'skipped'),
+                       tokens = (SELECT COALESCE(SUM(tokens), 0) FROM student_runs r WHERE
+                                 r.session_id = cycles.session_id AND r.cycle = cycles.n AND r.status = 'ok'),
+                       seconds = MAX(0, ? - started_at)
+                   WHERE session_id = ? AND ended_at IS NULL""", (ended, ended, session_id))
+            await db.execute("UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL",
+                             (ended, reason, session_id))
+        return (ended, *await self.session_totals(session_id))
+
+    async def session_totals(self, session_id: int) -> tuple[int, int, int]:
+        """(cycles, ok runs, their tokens) of a session, as its SessionFinished counts them."""
+        row = await self._one(
+            """SELECT (SELECT COUNT(*) FROM cycles WHERE session_id = ?), COUNT(*), COALESCE(SUM(tokens), 0)
+               FROM student_runs WHERE session_id = ? AND status = 'ok'""", (session_id, session_id))
+        return (int(row[0]), int(row[1]), int(row[2])) if row else (0, 0, 0)
 
     async def end_session(self, session_id: int, ended_at: float, reason: str) -> None:
         """Mark a session finished, with why (finished, stopped, emergency, error...)."""
@@ -465,7 +728,7 @@ class Store:
             await self.flush()
 
     async def flush(self) -> None:
-        """Write the buffered snapshots now (kept in the buffer if the database is busy)."""
+        """Write the buffered snapshots now (kept in the buffer if the database is busy or full)."""
         if not self._pending:
             return
         rows, self._pending = self._pending, []
@@ -474,9 +737,17 @@ class Store:
             async with self._write(transaction=True) as db:
                 await db.executemany(
                     f"INSERT INTO hardware_snapshots ({', '.join(_SNAPSHOT_COLUMNS)}) VALUES ({marks})", rows)
-        except sqlite3.OperationalError:
+        except (sqlite3.OperationalError, StoreFull):
             self._pending[:0] = rows  # busy or locked: try again at the next flush
             raise
+
+    def drop_pending(self) -> int:
+        """Give up the buffered samples (the disk is full: the memory they hold, and the write they
+        would try first, are better spent closing the session); returns how many went."""
+        n = len(self._pending)
+        self._pending = []
+        self.dropped_samples += n
+        return n
 
     async def purge_snapshots(self, older_than_ts: float) -> int:
         """Retention: delete samples taken before `older_than_ts`; returns how many went."""
@@ -521,7 +792,26 @@ class Store:
                 "RETURNING id, command, arg", (time.time() if now is None else now, session_id))
         return sorted((int(r[0]), r[1], r[2]) for r in rows)
 
+    async def control_taken(self, control_id: int) -> float | None:
+        """When the engine took a command pushed with `push_control` (None while it waits)."""
+        row = await self._one("SELECT taken_at FROM controls WHERE id = ?", (control_id,))
+        return row[0] if row else None
+
     # -- reports ------------------------------------------------------------------------
+
+    async def health_inputs(self, session_id: int | None = None, session_name: str | None = None
+                            ) -> tuple[list[RunRecord], list[tuple[int, str, float]]]:
+        """What students' health is computed from (`scheduler.health_from_runs`): the runs, oldest
+        first, with their status, reason and error but no text or figures; and the releases by a
+        person, as (session id, student, ts), from the stored StudentHealthChanged events."""
+        where, params = _session_filter(session_id, session_name)
+        runs = await self._runs(
+            f"SELECT session_id, cycle, student, model, status, started_at, ended_at, reason, error, id "
+            f"FROM student_runs WHERE {where} ORDER BY started_at, id", params)
+        rows = await self._all(
+            f"SELECT session_id, json_extract(data, '$.student'), ts FROM events WHERE {where} "
+            "AND kind = 'StudentHealthChanged' AND json_extract(data, '$.released') = 1 ORDER BY id", params)
+        return runs, [(int(r[0]), str(r[1]), float(r[2])) for r in rows]
 
     async def student_stats(self, session_name: str | None = None, session_id: int | None = None) -> list[StudentStats]:
         """Per student (by name): attempted runs, failures, and means over the ok runs.
