@@ -45,7 +45,7 @@ class LinePrinter:
 
 async def run_headless(orchestrator: EngineHandle, console: Console) -> int:
     """Run the session to its end; SIGINT/SIGTERM stop it gracefully (cancel, unload, flush, exit 0).
-    A second signal cancels at once."""
+    A second signal cancels at once. Exit 1 when the session ended because Ollama stayed unreachable."""
     orchestrator.bus.subscribe(LinePrinter(console))
     loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(orchestrator.run())
@@ -71,4 +71,6 @@ async def run_headless(orchestrator: EngineHandle, console: Console) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
-    return 0
+    # 1 when the engine ended the session on a failure (Ollama unreachable past the session's end
+    # or session.give_up_after_s), so that systemd's Restart=on-failure sees it
+    return int(getattr(orchestrator, "exit_code", 0) or 0)

@@ -73,6 +73,13 @@ def _(e: ev.StudentSkipped) -> tuple[Level, str]:
 
 
 @format_event.register
+def _(e: ev.StudentHealthChanged) -> tuple[Level, str]:
+    if e.health == "healthy":
+        return "info", f"[{e.student}] healthy again: {e.reason}"
+    return ("error" if e.health == "quarantined" else "warning"), f"[{e.student}] {e.health}: {e.reason}"
+
+
+@format_event.register
 def _(e: ev.CycleFinished) -> tuple[Level, str]:
     skipped = ", ".join(f"{s} ({r})" for s, r in e.skipped) or "none"
     failed = f"; failed: {', '.join(e.failed)}" if e.failed else ""

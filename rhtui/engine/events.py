@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 from rhtui.engine.hardware import HardwareSnapshot
-from rhtui.engine.records import RunRecord, StudentStats
+from rhtui.engine.records import Health, RunRecord, StudentStats
 
 Level = Literal["debug", "info", "warning", "error", "critical"]
 EngineState = Literal["starting", "running", "paused", "emergency", "backend_down", "stopping", "finished"]
@@ -132,7 +132,24 @@ class StudentSkipped(Event):
     student: str
     reason: str
     kind: str = "budget"
-    """'budget' (does not fit), 'time' (not enough session left), 'trend', 'disabled', 'user', 'missing'."""
+    """'budget' (does not fit), 'time' (not enough session left), 'trend', 'disabled', 'user', 'missing',
+    'backoff' (failed a moment ago: waits its back-off), 'quarantined' (failed too often in a row)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StudentHealthChanged(Event):
+    """A student's health changed: a failure (degraded, then quarantined after three in a row), a
+    failed probe run of a quarantined student, a success, or a release by a person."""
+
+    cycle: int
+    student: str
+    health: Health
+    failures: int
+    """Failures in a row, since its last ok run or its release."""
+    reason: str = ""
+    """What happened and what happens next, in words."""
+    released: bool = False
+    """Released by a person (`u` in the queue, `rhtui students release`), not by a run that succeeded."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import re
 import time
 from collections import deque
 from dataclasses import replace
@@ -39,8 +41,17 @@ from rhtui.engine.eventlog import format_event
 from rhtui.engine.hardware import HardwareProbe, HardwareSnapshot
 from rhtui.engine.prompts import PromptBank
 from rhtui.engine.records import RunRecord, RunStatus
-from rhtui.engine.scheduler import AdaptiveScheduler, Candidate, RunOrSkip, StudentProfile, stats_of
-from rhtui.engine.store import Store
+from rhtui.engine.scheduler import (
+    BACKEND_LOST_PREFIX,
+    AdaptiveScheduler,
+    Candidate,
+    HealthBook,
+    HealthState,
+    RunOrSkip,
+    StudentProfile,
+    stats_of,
+)
+from rhtui.engine.store import Store, StoreFull
 
 PROPOSAL_CAP_CHARS = 200_000
 PROGRESS_EVERY_S = 0.25  # real seconds between TokensProgress events
@@ -110,6 +121,7 @@ class Orchestrator:
         self._fits_shown: tuple[tuple[str, bool], ...] = ()
         self._stop_reason = "stopped by user"
         self.backend_version = "?"
+        self._unreachable = ""  # what the last failed `_reachable` found
         self._history: dict[str, list[RunRecord]] = {}
         self._sizes: dict[str, float | None] = {}
         self._missing: dict[str, str] = {}
@@ -133,6 +145,15 @@ class Orchestrator:
         self._bg: set[asyncio.Task] = set()
         self._to_store = ev.StoreCoalescer()
         self._unstored: list[ev.Event] = []  # emitted before the session's row exists
+        # each student's failures in a row, back-off and quarantine (this session's; see HealthBook)
+        self.health = HealthBook()
+        self._wake = asyncio.Event()  # ends a wait between cycles early (a student was released)
+        self.exit_code = 0
+        """What the process should exit with: 1 when the session ended because Ollama stayed unreachable."""
+        self.store_full: StoreFull | None = None
+        """The disk holding the database filled up: the session was stopped for it."""
+        self.end_error: str | None = None
+        """Why the session's row could not be closed (it then reads as open until the next start)."""
 
     # -- events --------------------------------------------------------------------------
 
@@ -156,6 +177,8 @@ class Orchestrator:
             asyncio.get_running_loop().call_later(wait, self._store_held)
 
     def _store_event(self, event: ev.Event) -> None:
+        if self.store_full is not None:
+            return  # each write would fail again; the bus still carries the event
         level, text = format_event(event) or ("debug", "")
         self._spawn(self.store.add_event(self.session_id, event.ts, type(event).__name__, level, text,
                                          ev.event_data(event)))
@@ -170,7 +193,28 @@ class Orchestrator:
     def _spawn(self, coro) -> None:
         task = asyncio.ensure_future(coro)
         self._bg.add(task)
-        task.add_done_callback(self._bg.discard)
+        task.add_done_callback(self._bg_done)
+
+    def _bg_done(self, task: asyncio.Task) -> None:
+        """A background write ended: its failure is looked at here (never "exception was never
+        retrieved"); a full disk stops the session, any other failure costs that one row."""
+        self._bg.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if isinstance(exc, StoreFull):
+            self._on_store_full(exc)
+
+    def _on_store_full(self, exc: StoreFull) -> None:
+        """The disk holding the database is full: stop gracefully, the session closed with that reason."""
+        if self.store_full is not None:
+            return
+        self.store_full = exc
+        reason = f"the disk holding {exc.directory} is full"
+        self.log("critical", f"{exc}: stopping the session; what was saved before is kept. Free some space "
+                 "(or use another --data-dir) and start again")
+        self.request_stop(reason)
+        self._stop_reason = reason  # even when a stop was already under way: this is why it ends
 
     def log(self, level: ev.Level, text: str) -> None:
         self.emit(ev.LogMessage(ts=self.clock.now(), level=level, text=text))
@@ -207,6 +251,20 @@ class Orchestrator:
         if student in self.enabled and self.enabled[student] != enabled:
             self.enabled[student] = enabled
             self.log("info", f"[{student}] {'enabled' if enabled else 'disabled'} for the next cycles")
+
+    def release(self, student: str) -> None:
+        """A person releases a quarantined (or backing-off) student: healthy again, run at its next turn."""
+        if student not in self.students:
+            self.log("warning", f"cannot release {student!r}: not a student of this session "
+                     f"({', '.join(self.students)})")
+            return
+        if not self.health.release(student):
+            self.log("info", f"[{student}] is healthy: nothing to release")
+            return
+        self.emit(ev.StudentHealthChanged(ts=self.clock.now(), cycle=self.cycle, student=student, health="healthy",
+                                          failures=0, reason="released by user; it runs at its next turn",
+                                          released=True))
+        self._wake.set()
 
     def emergency_stop(self, reason: str = "emergency stop by user") -> None:
         self._emergency_manual = True
@@ -291,6 +349,9 @@ class Orchestrator:
         except asyncio.CancelledError:
             reason = "cancelled"
             raise
+        except StoreFull as exc:
+            self._on_store_full(exc)
+            reason = self._stop_reason
         finally:
             await self._shutdown(reason)
 
@@ -306,8 +367,11 @@ class Orchestrator:
 
     async def _connect(self, initial: bool = True) -> bool:
         """Check the backend. While it is down: at start, keep retrying (the dashboard) or raise
-        (headless, retry_backend=False); during a session, always wait for it to come back."""
+        (headless, retry_backend=False); during a session, wait for it to come back until the
+        session's time is up or `session.give_up_after_s` has passed, then end the session with
+        the outage as the reason (False)."""
         delay, most = BACKEND_RETRY_S
+        since: tuple[float, float] | None = None  # (now, monotonic) when it was first found down
         while not self._stop.is_set():
             try:
                 self.backend_version = await self.backend.version()
@@ -319,18 +383,51 @@ class Orchestrator:
                     self.emit(ev.BackendDown(ts=self.clock.now(), host=self.backend.host, error=str(exc)))
                 if initial and not self.retry_backend:
                     raise
+            if since is None:
+                since = (self.clock.now(), self.clock.monotonic())
+            wait = delay
+            if not initial:
+                left, why = self._outage_left(since[1])
+                if left <= 0:
+                    self._give_up(since[0], why)
+                    return False
+                wait = min(delay, left)
             with contextlib.suppress(asyncio.TimeoutError):
                 # engine-clock seconds, like every other wait: at the simulator's 300x a 1 s real
                 # wait would miss 300 s of the session after Ollama is back
-                await asyncio.wait_for(self._stop.wait(), max(0.005, delay / self.clock.speed))
+                await asyncio.wait_for(self._stop.wait(), max(0.005, wait / self.clock.speed))
             delay = min(delay * 2, most)
         return False
 
+    def _outage_left(self, since: float) -> tuple[float, str]:
+        """Engine seconds left to wait for Ollama in an outage that began at `since` (monotonic), and
+        what ends the wait then: the session's time, or `session.give_up_after_s`."""
+        left, why = math.inf, ""
+        remaining = self.remaining_s()
+        if remaining is not None:
+            left, why = remaining, "the session's time ran out while waiting for it"
+        give_up = self.settings.session.give_up_after_s
+        if give_up is not None:
+            gave = give_up * self.clock.speed - (self.clock.monotonic() - since)
+            if gave < left:
+                left, why = gave, f"rhtui gave up waiting after {give_up:g} s (session.give_up_after_s)"
+        return left, why
+
+    def _give_up(self, since: float, why: str) -> None:
+        """End the session: Ollama has been unreachable since `since` (the engine clock's time)."""
+        at = time.strftime("%H:%M:%S", time.localtime(since))
+        reason = f"Ollama at {self.backend.host} was unreachable since {at}"
+        self.log("error", f"{reason}; {why}. Start Ollama (`ollama serve`, or `systemctl start ollama`) "
+                 "and run the session again; everything up to the outage is saved")
+        self.exit_code = 1
+        self.request_stop(reason)
+
     async def _reachable(self) -> bool:
-        """Does Ollama still answer at all? (Any answer, even an error, counts.)"""
+        """Does Ollama still answer /api/version? (What it found otherwise is `self._unreachable`.)"""
         try:
             await self.backend.version()
-        except BackendUnreachable:
+        except BackendUnreachable as exc:
+            self._unreachable = str(exc)
             return False
         except BackendError:
             pass
@@ -376,14 +473,42 @@ class Orchestrator:
             if max_cycles is not None and self.cycle >= max_cycles:
                 return f"{max_cycles} cycles done"
             attempted, skip_kinds = await self._one_cycle()
-            if attempted or self._stop.is_set():
+            if self._stop.is_set():
                 continue
             if skip_kinds and all(k == "time" for k in skip_kinds):
                 return "session time is up (no student's expected time fits in what is left)"
+            eligible = [n for n in self.students if self.enabled[n] and n not in self._missing]
+            if self.health.all_failing(eligible):
+                # every student failed its last try (a broken Ollama, say): never a busy loop
+                wait = self.health.next_engine_wait()
+                last = max(eligible, key=lambda n: self.health.get(n).failures)
+                self.log("warning", (
+                    f"every student is failing ({len(eligible)} students; {last}: "
+                    f"{self.health.get(last).last_error}); the engine waits {wait:g} s before cycle {self.cycle + 1} "
+                    "(doubling while it lasts, until a run succeeds or a student is released); "
+                    "Ollama's server log says why (`journalctl -u ollama`, ~/.ollama/logs/server.log)"))
+                await self._idle(wait)
+                continue
+            if attempted:
+                continue
             # nobody could run (the card is taken, every student disabled or missing): wait, then retry
             self.log("warning", f"no student could run in cycle {self.cycle}; next try in {IDLE_RETRY_S:.0f} s")
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), IDLE_RETRY_S / self.clock.speed)
+            await self._idle(IDLE_RETRY_S)
+
+    async def _idle(self, seconds: float) -> None:
+        """Wait between cycles, `seconds` of the engine clock at most (never past the session's end);
+        a stop or a released student ends the wait early."""
+        remaining = self.remaining_s()
+        if remaining is not None:
+            seconds = min(seconds, remaining)
+        self._wake.clear()
+        waits = [asyncio.ensure_future(self._stop.wait()), asyncio.ensure_future(self._wake.wait())]
+        try:
+            await asyncio.wait(waits, timeout=max(0.0, seconds) / self.clock.speed,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
 
     async def _one_cycle(self) -> tuple[int, list[str]]:
         """One pass over the students; returns (students attempted, kinds of the skips)."""
@@ -446,6 +571,16 @@ class Orchestrator:
                 skipped.append((c.name, step.reason))
                 skip_kinds.append(step.kind or "budget")
                 continue
+            held = self.health.hold(c.name, self.clock.monotonic(), n)
+            if held is not None:  # failing: waits its back-off, or sits out its quarantine
+                kind, why = held[0], self._held_reason(c.name, *held)
+                await self._record_skip(n, c, why, kind, step)
+                skipped.append((c.name, why))
+                skip_kinds.append(kind)
+                continue
+            if self.health.is_probe(c.name, n):
+                h = self.health.get(c.name)
+                self.log("info", f"[{c.name}] quarantined after {h.failures} failures in a row: its probe run now")
             attempted += 1
             run = await self._run_student(n, c, step)
             ran = True
@@ -499,6 +634,35 @@ class Orchestrator:
         horizon = self.clock.monotonic() - TREND_WINDOW_S
         return self.scheduler.trend_mb_per_min([p for p in self._vram_window if p[0] >= horizon])
 
+    def _held_reason(self, name: str, kind: str, h: HealthState) -> str:
+        """Why a failing student sits out its turn, and what happens next."""
+        times = "time" if h.failures == 1 else "times"
+        if kind == "backoff":
+            left = max(0.0, (h.retry_at or 0.0) - self.clock.monotonic())
+            return (f"failed {h.failures} {times} in a row (last: {h.last_error}); waits a {h.backoff_s:g} s back-off "
+                    f"({left:.0f} s left), then is tried at its next turn")
+        cycles = max(1, (h.probe_cycle or 0) - self.cycle)
+        return (f"{h.failures} failures in a row (last: {h.last_error}); one probe run in "
+                f"{cycles} {'cycle' if cycles == 1 else 'cycles'}; release it with `u` on its row or "
+                f"`rhtui students release {name}`")
+
+    def _health_changed(self, n: int, name: str, before: HealthState, after: HealthState) -> ev.StudentHealthChanged:
+        """The event for a change of a student's health after a run."""
+        if after.failures == 0:
+            what = "its probe run succeeded" if before.health == "quarantined" else "a run succeeded"
+            reason = f"{what} after {before.failures} {'failure' if before.failures == 1 else 'failures'} in a row"
+        elif after.health == "quarantined":
+            probe = f"one probe run in {after.probe_every} {'cycle' if after.probe_every == 1 else 'cycles'}"
+            first = "its probe run failed too; " if before.health == "quarantined" else ""
+            reason = (f"{first}{after.failures} failures in a row (last: {after.last_error}); skipped from now on, "
+                      f"with {probe}; a success releases it, or `u` on its row, or `rhtui students release {name}`")
+        else:
+            reason = (f"{after.failures} {'failure' if after.failures == 1 else 'failures'} in a row "
+                      f"(last: {after.last_error}); tried again after a {after.backoff_s:g} s back-off; "
+                      f"quarantined after {self.health.quarantine_after}")
+        return ev.StudentHealthChanged(ts=self.clock.now(), cycle=n, student=name, health=after.health,
+                                       failures=after.failures, reason=reason)
+
     async def _record_skip(self, n: int, c: Candidate, reason: str, kind: str, step: RunOrSkip | None = None) -> None:
         now = self.clock.now()
         run = RunRecord(
@@ -530,6 +694,10 @@ class Orchestrator:
                 task.cancel()
                 await asyncio.wait({task})  # let it finish cancelling; a cancel of run() itself still propagates
             status, reason = "timeout", f"no complete proposal within {timeout_s:.0f} s"
+            # a server that accepts and then stops answering (hung) is an outage, not this student's
+            # failure: to the backend-down wait, instead of every student timing out in turn
+            if not await self._reachable():
+                status, error, reason, backend_lost = "error", f"{reason}; {self._unreachable}", _BACKEND_LOST, True
         except asyncio.CancelledError:
             if self._cancel is None:  # the orchestrator itself is being cancelled
                 if self._gen_task is not None:
@@ -568,7 +736,9 @@ class Orchestrator:
                 reason = f"{exc}; {c.name} is tried again next cycle (if it repeats, see Ollama's server log)"
         finally:
             self._gen_task = None
-        if status != "ok" or self.settings.keep_alive_s == 0:
+        # with Ollama gone there is nothing to ask (a hung one would hold each call for its timeout):
+        # what the run left loaded is unloaded once Ollama is back
+        if (status != "ok" or self.settings.keep_alive_s == 0) and not backend_lost:
             self.emit(ev.StudentPhaseChanged(ts=self.clock.now(), cycle=n, student=c.name, phase="unloading"))
             loaded_used = self.latest_snapshot.vram_used_mb if self.latest_snapshot else None
             self._ours_mb = None
@@ -586,7 +756,18 @@ class Orchestrator:
         )
         if status == "ok" and run.total_s is None:
             run = replace(run, total_s=wall)
-        run = replace(run, id=await self.store.record_run(run))
+        changed = self.health.record(c.name, run, self.clock.monotonic(), n)
+        if changed is not None and changed[1].health == "quarantined":
+            # the run's own reason said it is tried again next cycle: not while it is quarantined
+            note = f"quarantined after {changed[1].failures} failures in a row"
+            run = replace(run, reason=_TRIED_AGAIN.sub(note, run.reason))
+        try:
+            run_id = await self.store.record_run(run)
+        except StoreFull as exc:  # the row without its text may still fit: keep what the run cost
+            self._on_store_full(exc)
+            run = replace(run, proposal="", reason=f"{run.reason}; its text was not kept: {exc}".lstrip("; "))
+            run_id = await self.store.record_run(run)
+        run = replace(run, id=run_id)
         self._history.setdefault(c.name, []).append(run)
         self.latest_profiles[c.name] = StudentProfile.from_runs(c.name, self._history[c.name][-200:])
         self._run_power = self._run_peak = None
@@ -594,9 +775,12 @@ class Orchestrator:
         self._totals["runs"] += status == "ok"
         self._totals["tokens"] += (tokens or 0) if status == "ok" else 0
         self.emit(ev.StudentFinished(ts=ended, cycle=n, student=c.name, run=run))
+        if changed is not None:
+            self.emit(self._health_changed(n, c.name, *changed))
         self._share_profiles(c.name)
         if backend_lost:
-            await self._connect(initial=False)
+            if await self._connect(initial=False):
+                await self._unload_students()
             if not self._stop.is_set():
                 self._set_state("running" if self._runnable.is_set() else "paused")
         return run
@@ -653,9 +837,9 @@ class Orchestrator:
         last_progress = 0.0
         loop = asyncio.get_running_loop()
         async for chunk in self.backend.generate(c.model, prompt, None, keep_alive):
-            if chunk.text and size < PROPOSAL_CAP_CHARS:
-                parts.append(chunk.text)
-                size += len(chunk.text)
+            if chunk.text and size < PROPOSAL_CAP_CHARS:  # the text kept stops at the cap, mid-chunk if need be
+                parts.append(chunk.text[: PROPOSAL_CAP_CHARS - size])
+                size += len(parts[-1])
             chunks += 1
             # Ollama streams one token a chunk; a server that batches (the simulator at high speed)
             # is estimated from the text (~4 characters a token). The final count is Ollama's own.
@@ -772,17 +956,21 @@ class Orchestrator:
             t0 = loop.time()
             try:
                 snap = await self._fresh_snapshot()
-                await self.store.add_snapshot(snap, self.session_id)
+                if self.store_full is None:
+                    await self.store.add_snapshot(snap, self.session_id)
                 source = "probe" if self.probe.has_vram else "ollama-ps"
                 self.emit(ev.HardwareSampled(ts=snap.ts, snapshot=snap, vram_source=source))
                 await self._watch_budget(snap)
                 self._check_fits(snap)
                 ticks += 1
-                await self._take_controls()  # keys from `rhtui watch`, within a second
-                if ticks % 2 == 0:  # samples reach the database (and a watcher) every two ticks
-                    await self.store.flush()
+                if self.store_full is None:
+                    await self._take_controls()  # keys from `rhtui watch`, within a second
+                if ticks % 2 == 0 and self.store_full is None:  # samples reach the database (and a watcher)
+                    await self.store.flush()  # every two ticks
             except asyncio.CancelledError:
                 raise
+            except StoreFull as exc:
+                self._on_store_full(exc)
             except Exception as exc:  # a bad sample must not end the session
                 self.log("warning", f"hardware sample failed: {exc!r}")
             # the next sample is scheduled when this one finished: samples never overlap
@@ -854,11 +1042,15 @@ class Orchestrator:
                 handler()
             elif command in ("enable", "disable") and arg:
                 self.set_enabled(arg, command == "enable")
+            elif command == "release" and arg:
+                self.release(arg)
             else:
                 self.log("warning", f"unknown control {command!r} ignored")
 
     async def _shutdown(self, reason: str) -> None:
         """Cancel, unload, flush, close the session. Runs whatever happened before."""
+        if self.store_full is not None:
+            reason = self._stop_reason  # the disk filled up, whatever else was under way
         self._set_state("stopping", reason)
         with contextlib.suppress(Exception):
             await self._unload_students()
@@ -870,14 +1062,31 @@ class Orchestrator:
                                          runs=self._totals["runs"], tokens=self._totals["tokens"], reason=reason))
             if self._bg:
                 await asyncio.gather(*list(self._bg), return_exceptions=True)
-            with contextlib.suppress(Exception):
-                await self.store.end_session(self.session_id, now, reason)
-            with contextlib.suppress(Exception):
-                await self.store.flush()
+            if self.store_full is not None:
+                self.store.drop_pending()  # the samples would be written first, and fail first
+            try:
+                try:
+                    await self.store.end_session(self.session_id, now, reason)
+                except StoreFull as exc:  # once more, with the buffer given up and the pages it freed
+                    self._on_store_full(exc)
+                    self.store.drop_pending()
+                    await self.store.end_session(self.session_id, now, self._stop_reason)
+            except Exception as exc:  # the session reads as open; the next start closes it as interrupted
+                self.end_error = str(exc)
+                self.log("critical", f"could not close session #{self.session_id} in the database ({exc}); "
+                         "it reads as running until rhtui next starts on this data dir, which closes it as "
+                         "interrupted")
+            if self.store_full is None:
+                with contextlib.suppress(Exception):
+                    await self.store.flush()
         self._set_state("finished", reason)
 
 
-_BACKEND_LOST = "Ollama went down during the run; the engine waits for it to come back, then goes on"
+_BACKEND_LOST = (f"{BACKEND_LOST_PREFIX}; the engine waits for it to come back (at most until the session ends), "
+                 "then goes on")
+
+
+_TRIED_AGAIN = re.compile(r"\bit is tried again next cycle|\S+ is tried again next cycle")
 
 
 def _integrate(samples: list[tuple[float, float]] | None) -> float | None:

@@ -7,6 +7,9 @@ from typing import Literal
 
 RunStatus = Literal["ok", "timeout", "error", "skipped", "aborted", "emergency"]
 RUN_STATUSES: tuple[str, ...] = ("ok", "timeout", "error", "skipped", "aborted", "emergency")
+Health = Literal["healthy", "degraded", "quarantined"]
+"""A student's health: no failure in a row; one or two (each followed by a back-off); three or more
+(quarantined: skipped, with a probe run now and then, until a run succeeds or a person releases it)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,17 @@ Deciding (`AdaptiveScheduler.plan`), for the next enabled student not done:
        are taken before the next student in order);
     4. the budget guard refuses → skip "budget" with the guard's reason;
     5. otherwise run.
+
+Health (`HealthBook`, `health_from_runs`)
+    A student's failures in a row (error or timeout; not a run charged to an Ollama outage, not
+    aborted, emergency or skipped), since its last ok run or its release by a person. After a
+    failure it waits a back-off on the engine clock before it is tried again (`RETRY_BACKOFF_S`,
+    doubling): its turn in a cycle before then is skipped "backoff". After `QUARANTINE_AFTER`
+    failures in a row it is quarantined: skipped "quarantined" for `PROBE_AFTER_CYCLES` cycles
+    (doubling after each failed probe), then given one probe run. A success or a release makes it
+    healthy. When every student is failing the engine waits as a whole between cycles
+    (`ENGINE_BACKOFF_S`, doubling until a run succeeds or a student is released). The caller
+    passes the times and cycle numbers in.
 """
 
 from __future__ import annotations
@@ -41,7 +52,7 @@ from typing import Literal, TypeGuard
 from rhtui.engine.budget import BudgetGuard, vram_figures
 from rhtui.engine.config import BudgetPolicy, SessionOptions
 from rhtui.engine.hardware import HardwareSnapshot
-from rhtui.engine.records import RunRecord, StudentStats
+from rhtui.engine.records import Health, RunRecord, StudentStats
 
 PROFILE_WINDOW = 50
 """Cost statistics come from this many most recent ok runs."""
@@ -51,7 +62,18 @@ TREND_MIN_SAMPLES = 3
 TREND_MIN_WINDOW_S = 10.0
 FAILURE_STATUSES = frozenset({"timeout", "error", "aborted", "emergency"})
 
-SkipKind = Literal["budget", "trend", "time", "disabled", "unknown"]
+SkipKind = Literal["budget", "trend", "time", "disabled", "unknown", "backoff", "quarantined"]
+QUARANTINE_AFTER = 3
+"""Failures in a row after which a student is quarantined."""
+RETRY_BACKOFF_S = (10.0, 300.0)
+"""Engine-clock seconds a failed student waits before it is tried again: after its first failure, at most."""
+PROBE_AFTER_CYCLES = (1, 8)
+"""Cycles a quarantined student sits out before its probe run: the first time, at most (doubling)."""
+ENGINE_BACKOFF_S = (15.0, 300.0)
+"""Engine-clock seconds the engine waits between cycles while every student is failing: first, most."""
+BACKEND_LOST_PREFIX = "Ollama went down during the run"
+"""How the reason of a run charged to an Ollama outage starts: such a run says nothing of the student."""
+LAST_ERROR_CHARS = 160
 
 
 # -- statistics -----------------------------------------------------------------
@@ -407,3 +429,154 @@ class AdaptiveScheduler:
             f"by the end of its run (~{e.seconds:.1f} s, +{growth:.0f} MB: {d.reason})",
             "trend",
         )
+
+
+# -- health -----------------------------------------------------------------------
+
+
+def run_outcome(run: RunRecord) -> Literal["ok", "failed"] | None:
+    """What a run says of its student's health: ok, failed (error or timeout), or nothing (skipped,
+    aborted by a person or an emergency, or charged to Ollama going away)."""
+    if run.status == "ok":
+        return "ok"
+    if run.status in ("error", "timeout") and not run.reason.startswith(BACKEND_LOST_PREFIX):
+        return "failed"
+    return None
+
+
+def health_of(failures: int, quarantine_after: int = QUARANTINE_AFTER) -> Health:
+    if failures <= 0:
+        return "healthy"
+    return "quarantined" if failures >= quarantine_after else "degraded"
+
+
+def _last_error(run: RunRecord) -> str:
+    """The failure in the server's words (the error text, else the reason), on one bounded line."""
+    text = " ".join((run.error or run.reason).split())
+    return text if len(text) <= LAST_ERROR_CHARS else text[: LAST_ERROR_CHARS - 1] + "…"
+
+
+def health_from_runs(runs: Sequence[RunRecord], released_at: Sequence[float] = ()) -> tuple[Health, int, str]:
+    """(health, failures in a row, the last failure) of a student at the end of `runs` (its runs of
+    one session): what `HealthBook` held when that session ended. `released_at`: when a person
+    released it (the engine clock's time); failures that ended before the last release do not count."""
+    last_release = max(released_at, default=-math.inf)
+    failures, last = 0, ""
+    for r in sorted(runs, key=lambda r: (r.started_at, r.id or 0)):
+        outcome = run_outcome(r)
+        if outcome is None or r.ended_at <= last_release:
+            continue
+        if outcome == "ok":
+            failures, last = 0, ""
+        else:
+            failures, last = failures + 1, _last_error(r)
+    return health_of(failures), failures, last
+
+
+@dataclass(frozen=True, slots=True)
+class HealthState:
+    """One student's health as `HealthBook` holds it."""
+
+    failures: int = 0
+    """Failures in a row, since its last ok run or its release."""
+    last_error: str = ""
+    retry_at: float | None = None
+    """Degraded: not tried again before this (engine-clock monotonic seconds)."""
+    probe_cycle: int | None = None
+    """Quarantined: the cycle in which it has its probe run."""
+    probe_every: int = 0
+    """Quarantined: the cycles it sits out before that probe."""
+    backoff_s: float = 0.0
+    """Degraded: the back-off it waits."""
+
+    @property
+    def health(self) -> Health:
+        return health_of(self.failures)
+
+
+class HealthBook:
+    """Every student's health in one session, and the engine's back-off while all of them fail.
+
+    Pure: the caller passes the engine clock's monotonic seconds and the cycle number.
+    """
+
+    def __init__(
+        self,
+        *,
+        quarantine_after: int = QUARANTINE_AFTER,
+        backoff_s: tuple[float, float] = RETRY_BACKOFF_S,
+        probe_cycles: tuple[int, int] = PROBE_AFTER_CYCLES,
+        engine_backoff_s: tuple[float, float] = ENGINE_BACKOFF_S,
+    ) -> None:
+        self.quarantine_after = quarantine_after
+        self.backoff_s = backoff_s
+        self.probe_cycles = probe_cycles
+        self.engine_backoff = engine_backoff_s
+        self.states: dict[str, HealthState] = {}
+        self.engine_waits = 0
+        """Engine-wide back-offs since the last success or release."""
+
+    def get(self, student: str) -> HealthState:
+        return self.states.get(student, HealthState())
+
+    def health(self, student: str) -> Health:
+        return self.get(student).health
+
+    def record(self, student: str, run: RunRecord, now: float, cycle: int) -> tuple[HealthState, HealthState] | None:
+        """Account for a finished run; (before, after) when the student's health state changed."""
+        outcome = run_outcome(run)
+        if outcome is None:
+            return None
+        before = self.get(student)
+        if outcome == "ok":
+            self.engine_waits = 0
+            if before.failures == 0:
+                return None
+            after = HealthState()
+        else:
+            n = before.failures + 1
+            if n >= self.quarantine_after:
+                first, most = self.probe_cycles
+                every = first if before.probe_cycle is None else min(2 * before.probe_every, most)
+                after = HealthState(n, _last_error(run), None, cycle + every + 1, every)
+            else:
+                first_s, most_s = self.backoff_s
+                wait = min(first_s * 2 ** (n - 1), most_s)
+                after = HealthState(n, _last_error(run), now + wait, backoff_s=wait)
+        self.states[student] = after
+        return before, after
+
+    def release(self, student: str) -> bool:
+        """A person released the student: healthy, tried at its next turn. False if it was healthy."""
+        if self.get(student).failures == 0:
+            return False
+        self.states[student] = HealthState()
+        self.engine_waits = 0
+        return True
+
+    def hold(self, student: str, now: float, cycle: int) -> tuple[str, HealthState] | None:
+        """("quarantined" | "backoff", state) when the student must sit out its turn now; None when it may
+        run (healthy, its back-off passed, or its probe cycle has come)."""
+        s = self.get(student)
+        if s.health == "quarantined":
+            if s.probe_cycle is not None and cycle >= s.probe_cycle:
+                return None
+            return "quarantined", s
+        if s.retry_at is not None and now < s.retry_at:
+            return "backoff", s
+        return None
+
+    def is_probe(self, student: str, cycle: int) -> bool:
+        s = self.get(student)
+        return s.health == "quarantined" and s.probe_cycle is not None and cycle >= s.probe_cycle
+
+    def all_failing(self, students: Collection[str]) -> bool:
+        """Every one of `students` (at least one) failed its last attempt."""
+        return bool(students) and all(self.get(s).failures > 0 for s in students)
+
+    def next_engine_wait(self) -> float:
+        """The engine-wide back-off to wait now (doubling each time, until a success or a release)."""
+        first, most = self.engine_backoff
+        wait = min(first * 2 ** min(self.engine_waits, 30), most)
+        self.engine_waits += 1
+        return wait

@@ -32,8 +32,9 @@ class DashboardScreen(RhtuiScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("space", "toggle_student", "Toggle", id="toggle_student",
                 tooltip="Enable or disable the student under the cursor for the next turns"),
-        Binding("u", "release_student", "Release", id="release_student",
-                tooltip="Release the quarantined (failing) student under the cursor: it runs at its next turn"),
+        # not in the footer (it matters only for a failing student, whose row says "u releases")
+        Binding("u", "release_student", "Release", id="release_student", show=False,
+                tooltip="Release the quarantined student under the cursor"),
     ]
 
     def compose_body(self) -> ComposeResult:
