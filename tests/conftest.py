@@ -19,7 +19,7 @@ def _check(address) -> None:
             ip = ipaddress.ip_address(host)
         except ValueError:
             if host not in ("localhost",):
-                raise OSError(f"test tried to reach {host!r}: only loopback is allowed in tests")
+                raise OSError(f"test tried to reach {host!r}: only loopback is allowed in tests") from None
             return
         if not ip.is_loopback:
             raise OSError(f"test tried to reach {host}: only loopback is allowed in tests")

@@ -50,8 +50,6 @@ async def test_the_watchers_session_is_an_engine_handle(store: Store) -> None:
     assert isinstance(handle, EngineHandle), missing(handle)
 
 
-@pytest.mark.xfail(reason="tests/ui/fakes.py's FakeOrchestrator has no toggle_pause yet; drop this mark once it has",
-                   strict=True)
 def test_the_dashboard_tests_fake_engine_is_an_engine_handle() -> None:
     fake = FakeOrchestrator()
     assert isinstance(fake, EngineHandle), missing(fake)

@@ -177,7 +177,7 @@ def test_demo_headless_session_shorter_than_the_timeout_runs_students_on_a_fresh
     runs = statuses(tmp_path / "data" / "rhtui-demo.db")
     assert runs[0] == "ok", r.stdout
     assert "needs ~90.0 s" not in r.stdout  # no skip on the guess
-    assert "session #1 finished (session time is up)" in r.stdout
+    assert "session #1 finished (session time is up" in r.stdout  # at its end, or when no learned time fits
 
 
 def test_global_options_after_the_command_in_the_installed_entry_point(headless_on_a_fresh_database, sim_host):

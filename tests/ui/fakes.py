@@ -61,6 +61,12 @@ class FakeOrchestrator:
         self.state = "running"
         self.bus.emit(ev.StateChanged(ts=T0, state="running"))
 
+    def toggle_pause(self) -> None:
+        if self.state == "paused":
+            self.resume()
+        else:
+            self.pause()
+
     def skip_current(self) -> None:
         self.calls.append(("skip_current",))
 

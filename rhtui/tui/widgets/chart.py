@@ -23,6 +23,8 @@ from textual.timer import Timer
 from textual_plotext import PlotextPlot
 from textual_plotext.plot import Plot
 
+from rhtui.tui.textual_compat import plotext_theme_name, size_plot
+
 
 def nice_ticks(top: float, n: int = 4) -> list[float]:
     """0 and round steps (1, 2, 2.5, 5 × 10^k) up to `top`: about n+1 ticks."""
@@ -173,9 +175,8 @@ class Chart(PlotextPlot):
             return Text("")
         rows = max(1, min(height, self.fit_height(height)))
         # as PlotextPlot.render, at the fitted height
-        self._plot.plotsize(width, rows)
-        self._plot._set_size(width, rows)
-        self._plot.theme(self._get_plotext_theme_name(self.app.theme))
+        size_plot(self._plot, width, rows)
+        self._plot.theme(plotext_theme_name(self, self.app.theme))
         result = Text.from_ansi(self._plot.build())
         self.builds += 1
         self._cache = (key, result)
