@@ -28,6 +28,7 @@ from rhtui.engine.backend import (
     BackendError,
     BackendUnreachable,
     LlmBackend,
+    LoadedModel,
     ModelMissing,
     OutOfMemory,
     RunnerFailed,
@@ -129,6 +130,10 @@ class Orchestrator:
         # watches is other processes growing, not our loads and unloads.
         self._vram_window: deque[tuple[float, float]] = deque(maxlen=600)
         self._ours_mb: float | None = 0.0  # None while a load or unload is in flight
+        # After a timed-out load Ollama may finish loading after our unload and keep the model for its
+        # keep_alive: until then the sampler also asks /api/ps, so that memory counts as ours, not as
+        # another process's "VRAM trending up" (without NVML it asks anyway).
+        self._strays_until: float | None = None
         self._runnable = asyncio.Event()
         self._runnable.set()
         self._stop = asyncio.Event()
@@ -745,6 +750,8 @@ class Orchestrator:
             await self._unload(c.model)
             await self._wait_freed(loaded_used, fields.get("vram_mb"))
         self._ours_mb = 0.0 if status != "ok" or self.settings.keep_alive_s == 0 else None
+        if status == "timeout":
+            self._strays_until = self.clock.monotonic() + max(TREND_WINDOW_S, 2 * timeout_s)
         ended = self.clock.now()
         wall = self.clock.monotonic() - t0
         tokens = fields.get("tokens")
@@ -933,15 +940,22 @@ class Orchestrator:
     async def _fresh_snapshot(self) -> HardwareSnapshot:
         async with self._sample_lock:
             snap = await self.probe.sample()
-            if not self.probe.has_vram:
+            listed: list[LoadedModel] | None = None
+            watch_strays = self._strays_until is not None and self.clock.monotonic() < self._strays_until
+            if not self.probe.has_vram or watch_strays:
                 try:
-                    used = sum(m.vram_mb or 0.0 for m in await self.backend.ps())
-                    snap = snap.with_vram(used, self.settings.gpu_total_mb)
+                    listed = await self.backend.ps()
                 except BackendError:
-                    pass
+                    listed = None
+            if not self.probe.has_vram and listed is not None:
+                snap = snap.with_vram(sum(m.vram_mb or 0.0 for m in listed), self.settings.gpu_total_mb)
             self.latest_snapshot = snap
             if snap.vram_used_mb is not None and self._ours_mb is not None:
-                self._vram_window.append((self.clock.monotonic(), snap.vram_used_mb - self._ours_mb))
+                ours = self._ours_mb
+                if listed is not None:  # every student model resident is ours, not only the running one
+                    keys = {model_key(s.tag) for s in self.students.values()}
+                    ours = max(ours, sum(m.vram_mb or 0.0 for m in listed if model_key(m.name) in keys))
+                self._vram_window.append((self.clock.monotonic(), snap.vram_used_mb - ours))
                 if self._run_peak is not None or self._run_power is not None:
                     self._run_peak = max(self._run_peak or 0.0, snap.vram_used_mb)
             if self._run_power is not None and snap.power_w is not None:

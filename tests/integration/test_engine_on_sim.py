@@ -225,3 +225,24 @@ async def test_fits_now_follows_vram_taken_by_another_process_mid_cycle(sim, sto
     assert any(v.get("rh-zeta") is False for v in verdicts)
     reasons = [why for c in rec.of(ev.FitsChecked) for name, _need, ok, why in c.fits if name == "rh-zeta" and not ok]
     assert reasons and "MB" in reasons[0]
+
+
+async def test_a_student_left_resident_after_a_timeout_is_not_another_processs_vram_trend(sim, store, make_engine):
+    """A timed-out load may finish after our unload and stay for its keep_alive: that memory is ours.
+    After a timeout the sampler also reads /api/ps, and the trend series excludes every student model."""
+    orch, _ = make_engine(session={"max_cycles": 1}, budget={"timeout_s": 0.5},
+                          students=[{"name": "rh-alpha"}])
+    await asyncio.wait_for(orch.run(), 60)
+    runs = await store.runs()
+    assert [r.status for r in runs] == ["timeout"]
+    assert orch._strays_until is not None  # the sampler now watches /api/ps for what the load left behind
+
+    # the load finished behind our back: rh-alpha is resident again, as Ollama would keep it
+    await orch.backend.preload("rh-alpha", None, 600)
+    alpha = next(m.vram_mb for m in await orch.backend.ps() if m.name.startswith("rh-alpha"))
+    snap = await orch._fresh_snapshot()
+    assert orch._vram_window[-1][1] == pytest.approx(snap.vram_used_mb - alpha)
+
+    orch._strays_until = None  # without the watch (and with NVML) the student would count as external growth
+    snap = await orch._fresh_snapshot()
+    assert orch._vram_window[-1][1] == pytest.approx(snap.vram_used_mb)
