@@ -98,21 +98,37 @@ def _into_context(name: str):
     return callback
 
 
+def _global_option(flag: str, name: str, help_text: str) -> Any:
+    """The typer option `flag` of the global option `name` (its value goes into the CliContext)."""
+    return typer.Option(flag, callback=_into_context(name), show_default=False, help=help_text)
+
+
 # The global options, each declared once. Reuse them as a parameter type, with None as the
 # default, in every command that honours them: `data_dir: DataDirOption = None`.
-ConfigOption = Annotated[Path | None, typer.Option(
-    "--config", callback=_into_context("config"), show_default=False,
-    help="TOML config file (default: $XDG_CONFIG_HOME/rhtui/rhtui.toml).",
+ConfigOption = Annotated[Path | None, _global_option(
+    "--config", "config", "TOML config file (default: $XDG_CONFIG_HOME/rhtui/rhtui.toml).",
 )]
-HostOption = Annotated[str | None, typer.Option(
-    "--host", callback=_into_context("host"), show_default=False,
-    help="Ollama's address (default: OLLAMA_HOST or 127.0.0.1:11434).",
+HostOption = Annotated[str | None, _global_option(
+    "--host", "host", "Ollama's address (default: OLLAMA_HOST or 127.0.0.1:11434).",
 )]
-DataDirOption = Annotated[Path | None, typer.Option(
-    "--data-dir", callback=_into_context("data_dir"), show_default=False,
-    help="Where the database lives (default: $XDG_DATA_HOME/rhtui).",
+DataDirOption = Annotated[Path | None, _global_option(
+    "--data-dir", "data_dir", "Where the database lives (default: $XDG_DATA_HOME/rhtui).",
 )]
-ModelfilesOption = Annotated[Path | None, typer.Option(
-    "--modelfiles", callback=_into_context("modelfiles"), show_default=False,
-    help="A folder of *.Modelfile students instead of the shipped six.",
+ModelfilesOption = Annotated[Path | None, _global_option(
+    "--modelfiles", "modelfiles", "A folder of *.Modelfile students instead of the shipped six.",
 )]
+
+
+def demo_db_path(settings: Settings) -> Path:
+    """The simulator's runs go to their own database, so they never teach the real profiles."""
+    return settings.data_dir / "rhtui-demo.db"
+
+
+def session_source(ctx: typer.Context, session: str | None, demo: bool) -> tuple[Settings, Path, str | None]:
+    """(settings, database, session name) for the commands that read a session (report, export, watch,
+    students): their own --session and --demo, else those given to the root command
+    (`rhtui --demo --session S report`)."""
+    obj = cli_context(ctx)
+    settings = obj.settings()
+    db = demo_db_path(settings) if (demo or obj.demo) else settings.db_path
+    return settings, db, session if session is not None else obj.session

@@ -34,7 +34,15 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from rhtui.commands.context import CliContext, ConfigOption, DataDirOption, HostOption, ModelfilesOption, make_console
+from rhtui.commands.context import (
+    CliContext,
+    ConfigOption,
+    DataDirOption,
+    HostOption,
+    ModelfilesOption,
+    cli_context,
+    make_console,
+)
 from rhtui.engine.backend import (
     BackendError,
     BackendUnreachable,
@@ -159,11 +167,10 @@ def _shell(s: str) -> str:
     return shlex.quote(s)
 
 
-def _settings(ctx: typer.Context) -> Settings:
-    obj = ctx.obj
-    if not isinstance(obj, CliContext):  # run outside the root command (tests, embedding)
-        obj = ctx.obj = CliContext()
-    return obj.settings()
+def _selected(ctx: typer.Context, names: list[str] | None = None) -> tuple[Settings, list[Student]]:
+    """The settings and the students a `models` command works on (all when `names` is empty)."""
+    settings = cli_context(ctx).settings()
+    return settings, load_students(settings, names)
 
 
 def drift_summary(drifts: list[Drift], limit: int = 3) -> str:
@@ -206,8 +213,7 @@ def create(
     modelfiles: ModelfilesOption = None,
 ) -> None:
     """Create the student models from their Modelfiles (a model that already matches is left alone)."""
-    settings = _settings(ctx)
-    students = load_students(settings, names)
+    settings, students = _selected(ctx, names)
     errors = [st.error for st in students if st.error is not None]
     if errors:
         for e in errors:
@@ -389,8 +395,7 @@ def verify(
     modelfiles: ModelfilesOption = None,
 ) -> None:
     """Check each student's model in Ollama against its Modelfile; exit 1 if any is missing or drifted."""
-    settings = _settings(ctx)
-    students = load_students(settings)
+    settings, students = _selected(ctx)
     raise typer.Exit(asyncio.run(_verify(settings, students, command_prefix(ctx))))
 
 
@@ -467,8 +472,7 @@ def list_(
     data_dir: DataDirOption = None,
 ) -> None:
     """The students: base, size on disk, loaded or not (VRAM while loaded), learned profile."""
-    settings = _settings(ctx)
-    students = load_students(settings)
+    settings, students = _selected(ctx)
     raise typer.Exit(asyncio.run(_list(settings, students)))
 
 
@@ -553,8 +557,7 @@ def rm(
     modelfiles: ModelfilesOption = None,
 ) -> None:
     """Delete student models from Ollama (their Modelfiles stay; `rhtui models create` brings them back)."""
-    settings = _settings(ctx)
-    students = load_students(settings, names)
+    settings, students = _selected(ctx, names)
     tags = [st.tag for st in students]
     if not yes:
         ok = typer.confirm(f"Delete {', '.join(tags)} from Ollama at {settings.ollama_host}?", default=False)

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from rhtui.commands.context import ConfigOption, DataDirOption, cli_context, make_console
+from rhtui.commands.context import ConfigOption, DataDirOption, make_console, session_source
 
 if TYPE_CHECKING:
     from rhtui.engine.records import SessionInfo
@@ -49,10 +49,8 @@ DemoOption = Annotated[bool, typer.Option("--demo", help="The simulator's databa
 
 def _source(ctx: typer.Context, session: str | None, demo: bool) -> tuple[Path, str | None]:
     """(database, session name): this command's --session and --demo, else the root command's."""
-    obj = cli_context(ctx)
-    settings = obj.settings()
-    db = settings.data_dir / "rhtui-demo.db" if (demo or obj.demo) else settings.db_path
-    return db, session if session is not None else obj.session
+    _settings, db, name = session_source(ctx, session, demo)
+    return db, name
 
 
 @students_app.command("list")
@@ -83,18 +81,26 @@ def release(
     raise typer.Exit(asyncio.run(_release(db, name, student, make_console(), make_console(stderr=True))))
 
 
-async def _open(db: Path, err: Console, *, write: bool) -> Store | None:
-    from rhtui.engine.store import Store, StoreError
+async def _open_session(db: Path, name: str | None, err: Console, *, write: bool,
+                        nothing: str = "") -> tuple[Store, SessionInfo] | None:
+    """The database and the session in it (see `_session`), the caller to close the store; None when
+    either is missing or unreadable (said on `err`, the missing session followed by `nothing`)."""
+    from rhtui.commands.report import open_existing
 
-    if not db.exists():
-        err.print(Text(f"rhtui: no database at {db}: no session has run yet (start one with `rhtui` or "
-                       "`rhtui --headless`)"))
+    store = await open_existing(db, err, f"rhtui: no database at {db}: no session has run yet (start one with "
+                                         "`rhtui` or `rhtui --headless`)", mode="rw" if write else "auto")
+    if store is None:
         return None
     try:
-        return await Store.open(db, mode="rw" if write else "auto")
-    except StoreError as exc:
-        err.print(Text(f"rhtui: {exc}"))
+        info = await _session(store, name)
+    except BaseException:
+        await store.close()
+        raise
+    if info is None:
+        await store.close()
+        err.print(Text(f"rhtui: no session{f' named {name!r}' if name else ''} in {db}{nothing}"))
         return None
+    return store, info
 
 
 async def _session(store: Store, name: str | None) -> SessionInfo | None:
@@ -126,15 +132,11 @@ def _clock(ts: float) -> str:
 async def _list(db: Path, name: str | None, out: Console) -> int:
     from rhtui.commands.report import student_health
 
-    err = make_console(stderr=True)
-    store = await _open(db, err, write=False)
-    if store is None:
+    opened = await _open_session(db, name, make_console(stderr=True), write=False)
+    if opened is None:
         return 1
+    store, info = opened
     try:
-        info = await _session(store, name)
-        if info is None:
-            err.print(Text(f"rhtui: no session{f' named {name!r}' if name else ''} in {db}"))
-            return 1
         students = await _students_of(store, info)
         health = await student_health(store, session_id=info.id)
     finally:
@@ -154,14 +156,11 @@ async def _list(db: Path, name: str | None, out: Console) -> int:
 async def _release(db: Path, name: str | None, student: str, out: Console, err: Console) -> int:
     from rhtui.commands.report import student_health
 
-    store = await _open(db, err, write=True)
-    if store is None:
+    opened = await _open_session(db, name, err, write=True, nothing=": nothing to release")
+    if opened is None:
         return 1
+    store, info = opened
     try:
-        info = await _session(store, name)
-        if info is None:
-            err.print(Text(f"rhtui: no session{f' named {name!r}' if name else ''} in {db}: nothing to release"))
-            return 1
         students = await _students_of(store, info)
         if students and student not in students:
             err.print(Text(f"rhtui: no student {student!r} in {_which(info)}; its students: {', '.join(students)}"))

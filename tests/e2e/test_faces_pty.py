@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import subprocess
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import pytest
 
 from tests.e2e.terminal import Terminal, last_ok_student, ok_runs, rhtui_argv, sessions, statuses
 from tests.helpers import until
+from tests.processes import free_port, interrupt
 
 pytestmark = pytest.mark.e2e
 
@@ -33,34 +32,16 @@ def shown_done(student: str, text: str) -> bool:
     return re.search(rf"{re.escape(student)}\s+✔ done", text) is not None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_sim(speed: float) -> tuple[subprocess.Popen, str]:
     """`rhtui sim` on a free loopback port; returns (process, host:port) once it listens."""
-    port = _free_port()
+    port = free_port()
     p = subprocess.Popen(rhtui_argv("sim", "--port", str(port), "--speed", str(speed), "--seed", "1"),
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     line = p.stdout.readline()  # "rhtui sim: scenario … on http://127.0.0.1:PORT, speed …"
     if f"127.0.0.1:{port}" not in line:
-        stop(p)
+        interrupt(p)
         pytest.fail(f"rhtui sim did not start: {line}{p.stdout.read() if p.poll() is not None else ''}")
     return p, f"127.0.0.1:{port}"
-
-
-def stop(p: subprocess.Popen, timeout: float = 30) -> int:
-    """SIGINT (Ctrl-C), then SIGKILL if it does not go."""
-    if p.poll() is None:
-        p.send_signal(signal.SIGINT)
-        try:
-            p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(10)
-    return p.returncode
 
 
 @pytest.fixture
@@ -71,7 +52,7 @@ def sim_host():
     try:
         yield host
     finally:
-        stop(p, 10)
+        interrupt(p, 10)
 
 
 @pytest.fixture
@@ -80,7 +61,7 @@ def fast_sim_host():
     try:
         yield host
     finally:
-        stop(p, 10)
+        interrupt(p, 10)
 
 
 def no_gpu_env(tmp_path: Path) -> dict[str, str]:
@@ -170,7 +151,7 @@ def test_watch_follows_a_headless_session_and_q_leaves_it_running(tmp_path, fast
     finally:
         if term is not None:
             term.close()
-        code = stop(headless, 60)
+        code = interrupt(headless, 60)
     assert code == 0, headless_log()
     [(_id, _name, ended, reason)] = sessions(db)
     assert ended is not None and reason == "stopped by user"

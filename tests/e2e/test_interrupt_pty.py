@@ -22,8 +22,8 @@ def test_sigint_from_outside_stops_the_dashboards_session_as_q_does(tmp_path):
         os.kill(term.proc.pid, signal.SIGINT)  # the process only, as `kill -INT PID` from another shell
         # the terminal is read while it stops (a terminal nobody reads blocks its program)
         until(lambda: term.proc.poll() is not None, timeout=60, interval=0.1, wait=term.pump,
-              what=lambda: "exit after SIGINT: " + term.output[-3000:].decode(errors="replace"))
-        assert term.proc.returncode == 0, term.output[-3000:].decode(errors="replace")
+              what=lambda: "exit after SIGINT: " + term.tail(3000))
+        assert term.proc.returncode == 0, term.tail(3000)
     finally:
         term.close()
     with sqlite3.connect(db) as c:

@@ -1,18 +1,13 @@
 """`OllamaBackend` against Ollama's own answers: the shapes in tests/fixtures/ollama (copied from
-Ollama's docs and source, see its README) replayed by a small aiohttp server on loopback, and the
-error mapping by Ollama's meaning: only a 404 is a missing model, a 500 is the runner failing
-(whatever its text says), a 503 is a full queue, an ``{"error"}`` line in a stream is the runner
-failing mid-way, and out of memory is known by Ollama's own phrases."""
+Ollama's docs and source, see its README) replayed by a small aiohttp server on loopback
+(tests/ollama_replay.py), and the error mapping by Ollama's meaning: only a 404 is a missing model,
+a 500 is the runner failing (whatever its text says), a 503 is a full queue, an ``{"error"}`` line
+in a stream is the runner failing mid-way, and out of memory is known by Ollama's own phrases."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import ollama
 import pytest
-from aiohttp import web
 
 from rhtui.engine.backend import (
     BackendBusy,
@@ -24,54 +19,7 @@ from rhtui.engine.backend import (
     _is_oom,
     model_key,
 )
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ollama"
-
-
-def fixture(name: str) -> dict:
-    return json.loads((FIXTURES / f"{name}.json").read_text())
-
-
-class Replay:
-    """An Ollama that answers each path with the next fixture queued for it."""
-
-    def __init__(self) -> None:
-        self.queued: dict[str, list[dict]] = {}
-        self.requests: list[tuple[str, dict]] = []
-
-    def queue(self, path: str, *names: str) -> None:
-        self.queued.setdefault(path, []).extend(fixture(n) for n in names)
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json() if request.can_read_body else {}
-        self.requests.append((request.path, body))
-        answer = self.queued[request.path].pop(0)
-        if "lines" not in answer:
-            return web.json_response(answer["body"], status=answer["status"])
-        resp = web.StreamResponse(status=answer["status"], headers={"Content-Type": "application/x-ndjson"})
-        await resp.prepare(request)
-        for line in answer["lines"]:
-            await resp.write((json.dumps(line) + "\n").encode())
-        await resp.write_eof()
-        return resp
-
-
-@pytest.fixture
-async def replay() -> AsyncIterator[tuple[Replay, OllamaBackend]]:
-    r = Replay()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", r.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    backend = OllamaBackend(f"http://127.0.0.1:{port}", request_timeout_s=5)
-    try:
-        yield r, backend
-    finally:
-        await backend.close()
-        await runner.cleanup()
+from tests.ollama_replay import fixture
 
 
 async def drain(backend: OllamaBackend, model: str) -> list:

@@ -4,9 +4,11 @@ through the official `ollama` client."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
+from rhtui.engine import events as ev
 from rhtui.engine.backend import OllamaBackend
 from rhtui.engine.clock import ScaledClock
 from rhtui.engine.config import Settings
@@ -38,6 +40,44 @@ class Recorder:
 
     def of(self, kind):
         return [e for e in self.events if isinstance(e, kind)]
+
+
+class Timeline:
+    """Every event but the high-rate ones, with the world's elapsed seconds when it was emitted."""
+
+    def __init__(self, world) -> None:
+        self.world = world
+        self.items: list[tuple[float, ev.Event]] = []
+
+    def __call__(self, event: ev.Event) -> None:
+        if not event.high_rate:
+            self.items.append((self.world.elapsed(), event))
+
+    def of(self, kind) -> list[tuple[float, ev.Event]]:
+        return [(t, e) for t, e in self.items if isinstance(e, kind)]
+
+    def first(self, kind, after: float = -1.0) -> tuple[float, ev.Event]:
+        return next((t, e) for t, e in self.of(kind) if t >= after)
+
+    def index(self, event: ev.Event) -> int:
+        return next(i for i, (_, e) in enumerate(self.items) if e is event)
+
+
+def engine_on_sim(sim: Sim, store: Store, data_dir: Path, *, budget: dict | None = None,
+                  session: dict | None = None, retry_backend: bool = True, session_seconds: float | None = None,
+                  **overrides) -> tuple[Orchestrator, Recorder, OllamaBackend]:
+    """An Orchestrator on the simulator over HTTP, no cooldown unless `budget` sets one, its events
+    recorded: (orchestrator, recorder, backend); the caller closes the backend."""
+    settings = Settings(
+        ollama_host=sim.url, data_dir=data_dir, sample_interval_s=0.05,
+        budget={"cooldown_s": 0, **(budget or {})}, session=session or {}, **overrides,
+    )
+    backend = OllamaBackend(settings.ollama_host)
+    orch = Orchestrator(settings, backend, SimProbe(sim.world), store, sim.clock, retry_backend=retry_backend,
+                        session_seconds=session_seconds)
+    rec = Recorder()
+    orch.bus.subscribe(rec)
+    return orch, rec, backend
 
 
 @pytest.fixture
@@ -78,17 +118,9 @@ async def make_engine(sim, store, tmp_path):
     backends: list[OllamaBackend] = []
 
     def build(**overrides):
-        budget = overrides.pop("budget", {})
         session = {"name": "it", "max_cycles": 1, "prompt_seed": 1, **overrides.pop("session", {})}
-        settings = Settings(
-            ollama_host=sim.url, data_dir=tmp_path, sample_interval_s=0.05,
-            budget={"cooldown_s": 0, **budget}, session=session, **overrides,
-        )
-        backend = OllamaBackend(settings.ollama_host)
+        orch, rec, backend = engine_on_sim(sim, store, tmp_path, session=session, retry_backend=False, **overrides)
         backends.append(backend)
-        orch = Orchestrator(settings, backend, SimProbe(sim.world), store, sim.clock, retry_backend=False)
-        rec = Recorder()
-        orch.bus.subscribe(rec)
         return orch, rec
 
     yield build

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -15,6 +14,8 @@ from pathlib import Path
 
 import ollama
 import pytest
+
+from tests.processes import free_port, interrupt
 
 pytestmark = pytest.mark.integration
 
@@ -79,14 +80,8 @@ def test_sigint_stops_a_headless_run_gracefully(tmp_path):
     assert statuses(tmp_path / "rhtui-demo.db") == ["aborted"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def test_rhtui_sim_serves_any_ollama_client():
-    port = _free_port()
+    port = free_port()
     p = subprocess.Popen(RHTUI + ["sim", "--port", str(port), "--speed", "50"], stdout=subprocess.PIPE, text=True)
     try:
         line = p.stdout.readline()
@@ -131,7 +126,7 @@ def sim_host():
     """`rhtui sim` at 20x (its scenario has the six students) as a separate process."""
     if not RHTUI_BIN.exists():
         pytest.skip(f"the rhtui entry point is not installed next to {sys.executable}")
-    port = _free_port()
+    port = free_port()
     p = subprocess.Popen([str(RHTUI_BIN), "sim", "--port", str(port), "--speed", "20"],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -139,12 +134,7 @@ def sim_host():
         assert f"127.0.0.1:{port}" in line, line
         yield f"127.0.0.1:{port}"
     finally:
-        p.send_signal(signal.SIGINT)
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
+        interrupt(p, 10, 5)
 
 
 @pytest.fixture(scope="module")

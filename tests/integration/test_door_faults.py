@@ -23,6 +23,7 @@ from rhtui.engine.hardware import NoGpuProbe
 from rhtui.engine.orchestrator import Orchestrator
 from tests.fault_servers import FaultServer, never_answer
 from tests.helpers import until_async
+from tests.processes import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -57,21 +58,29 @@ FOUND = {
 }
 
 
-@pytest.mark.parametrize("kind", list(FOUND))
-async def test_version_says_what_answers_there(kind):
-    handler, words, fix = FOUND[kind]
-    server = FaultServer({("GET", "/api/version"): handler})
-    url = await server.start()
-    backend = OllamaBackend(url, request_timeout_s=1.0)
+async def version_fails(url: str, request_timeout_s: float) -> BackendUnreachable:
+    """What `OllamaBackend.version()` at `url` raises: it must be BackendUnreachable, within 30 s."""
+    backend = OllamaBackend(url, request_timeout_s=request_timeout_s)
     try:
         with pytest.raises(BackendUnreachable) as e:
             await asyncio.wait_for(backend.version(), 30)
     finally:
         await backend.close()
+    return e.value
+
+
+@pytest.mark.parametrize("kind", list(FOUND))
+async def test_version_says_what_answers_there(kind):
+    handler, words, fix = FOUND[kind]
+    server = FaultServer({("GET", "/api/version"): handler})
+    url = await server.start()
+    try:
+        e = await version_fails(url, 1.0)
+    finally:
         await server.stop()
-    msg = str(e.value)
+    msg = str(e)
     assert url in msg and all(w in msg for w in words), msg
-    assert fix in e.value.fix
+    assert fix in e.fix
     assert "\x1b" not in msg and "\x07" not in msg
 
 
@@ -85,14 +94,11 @@ async def test_something_that_does_not_speak_http():
 
     server = await asyncio.start_server(banner, "127.0.0.1", 0)
     url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    backend = OllamaBackend(url, request_timeout_s=5.0)
     try:
-        with pytest.raises(BackendUnreachable) as e:
-            await asyncio.wait_for(backend.version(), 30)
+        e = await version_fails(url, 5.0)
     finally:
-        await backend.close()
         server.close()
-    assert "does not speak HTTP" in str(e.value) and e.value.fix == BackendUnreachable.NOT_OLLAMA_FIX
+    assert "does not speak HTTP" in str(e) and e.fix == BackendUnreachable.NOT_OLLAMA_FIX
 
 
 async def test_a_name_that_does_not_resolve_is_not_connection_refused(monkeypatch):
@@ -116,16 +122,8 @@ async def test_a_name_that_does_not_resolve_is_not_connection_refused(monkeypatc
 
 
 async def test_nothing_listening_is_connection_refused():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # free once closed
-    backend = OllamaBackend(f"http://127.0.0.1:{port}", request_timeout_s=5.0)
-    try:
-        with pytest.raises(BackendUnreachable) as e:
-            await backend.version()
-    finally:
-        await backend.close()
-    assert e.value.detail == "connection refused" and "ollama serve" in str(e.value)
+    e = await version_fails(f"http://127.0.0.1:{free_port()}", 5.0)
+    assert e.detail == "connection refused" and "ollama serve" in str(e)
 
 
 # -- the engine's connect path ---------------------------------------------------------------------

@@ -20,14 +20,10 @@ from rich.console import Console
 
 from rhtui.commands.report import print_report
 from rhtui.engine import events as ev
-from rhtui.engine.backend import OllamaBackend
-from rhtui.engine.config import Settings
-from rhtui.engine.orchestrator import Orchestrator
 from rhtui.engine.scheduler import ENGINE_BACKOFF_S, PROBE_AFTER_CYCLES, QUARANTINE_AFTER
-from rhtui.sim.probe import SimProbe
 from rhtui.sim.scenario import load_scenario
 from tests.helpers import until_async
-from tests.integration.conftest import Recorder
+from tests.integration.conftest import engine_on_sim
 
 pytestmark = pytest.mark.integration
 
@@ -41,14 +37,8 @@ def sim_speed():
 
 
 def engine(sim, store, tmp_path, session_seconds: float, **session):
-    settings = Settings(ollama_host=sim.url, data_dir=tmp_path, sample_interval_s=0.05,
-                        budget={"cooldown_s": 0, "timeout_s": 600},
-                        session={"name": "failing", "prompt_seed": 1, **session})
-    backend = OllamaBackend(settings.ollama_host)
-    orch = Orchestrator(settings, backend, SimProbe(sim.world), store, sim.clock, session_seconds=session_seconds)
-    rec = Recorder()
-    orch.bus.subscribe(rec)
-    return orch, rec, backend
+    return engine_on_sim(sim, store, tmp_path, budget={"timeout_s": 600}, session_seconds=session_seconds,
+                         session={"name": "failing", "prompt_seed": 1, **session})
 
 
 async def report_json(tmp_path, session: str | None = None) -> dict:

@@ -14,25 +14,11 @@ from rhtui.engine import events as ev
 from rhtui.engine.orchestrator import BUSY_RETRY_S, BUSY_TRIES
 from rhtui.sim.faults import LOAD_ERROR_TEXT, STREAM_ERROR_TEXT, STREAM_OOM_TEXT
 from rhtui.sim.scenario import load_scenario
+from tests.integration.conftest import Timeline
 
 pytestmark = pytest.mark.integration
 
 STUDENTS = [s.name for s in load_scenario("rtx4070s").students]
-
-
-class Timeline:
-    """Every event but the high-rate ones, with the world's elapsed seconds when it was emitted."""
-
-    def __init__(self, world) -> None:
-        self.world = world
-        self.items: list[tuple[float, ev.Event]] = []
-
-    def __call__(self, event: ev.Event) -> None:
-        if not event.high_rate:
-            self.items.append((self.world.elapsed(), event))
-
-    def of(self, kind) -> list[tuple[float, ev.Event]]:
-        return [(t, e) for t, e in self.items if isinstance(e, kind)]
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -17,11 +16,8 @@ import time
 import pytest
 
 from rhtui.engine import events as ev
-from rhtui.engine.backend import OllamaBackend
-from rhtui.engine.config import Settings
-from rhtui.engine.orchestrator import Orchestrator
-from rhtui.sim.probe import SimProbe
-from tests.integration.conftest import Recorder
+from tests.integration.conftest import engine_on_sim
+from tests.processes import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -40,14 +36,8 @@ def pull_the_plug_after_alpha(world, down: dict):
 
 
 def engine(sim, store, tmp_path, session_seconds: float, **session):
-    settings = Settings(ollama_host=sim.url, data_dir=tmp_path, sample_interval_s=0.05,
-                        budget={"cooldown_s": 0, "timeout_s": 600},
-                        session={"name": "gone", "prompt_seed": 1, **session})
-    backend = OllamaBackend(settings.ollama_host)
-    orch = Orchestrator(settings, backend, SimProbe(sim.world), store, sim.clock, session_seconds=session_seconds)
-    rec = Recorder()
-    orch.bus.subscribe(rec)
-    return orch, rec, backend
+    return engine_on_sim(sim, store, tmp_path, budget={"timeout_s": 600}, session_seconds=session_seconds,
+                         session={"name": "gone", "prompt_seed": 1, **session})
 
 
 async def test_ollama_gone_for_good_ends_the_session_at_its_duration(sim, store, tmp_path):
@@ -123,17 +113,11 @@ async def test_ollama_back_before_the_end_the_session_goes_on(sim, store, tmp_pa
 # -- the headless process ----------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_a_headless_session_exits_1_when_ollama_stays_down(tmp_path):
     rhtui = [sys.executable, "-m", "rhtui.commands.cli"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("RHTUI_") and k != "OLLAMA_HOST"}
     env.update(NO_COLOR="1", XDG_CONFIG_HOME=str(tmp_path / "config"), RHTUI_SESSION__GIVE_UP_AFTER_S="3")
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([*rhtui, "sim", "--port", str(port), "--speed", "50"], stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True, env=env)
     headless = None

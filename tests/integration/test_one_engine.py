@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import until
+from tests.processes import free_port, interrupt
 
 pytestmark = pytest.mark.integration
 
@@ -52,12 +53,6 @@ def stop(p: subprocess.Popen) -> None:
     if p.poll() is None:
         p.kill()
         p.wait(10)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_a_second_engine_on_one_database_refuses_and_a_killed_ones_lock_and_session_are_taken_over(tmp_path):
@@ -115,12 +110,7 @@ def sim_host():
         until(listening, timeout=60, what="rhtui sim listening")
         yield port
     finally:
-        p.send_signal(signal.SIGINT)
-        try:
-            p.wait(15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
+        interrupt(p, 15, 5)
 
 
 def test_a_second_engine_on_the_same_ollama_host_refuses_even_with_another_data_dir(tmp_path, sim_host):

@@ -17,14 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import ollama
 import pytest
-from aiohttp import web
 from rich.console import Console
 
 from rhtui.commands.models import CreateDisplay
@@ -36,16 +33,12 @@ from rhtui.sim.scenario import load_scenario
 from rhtui.sim.server import SimServer
 from rhtui.sim.world import SimWorld
 from tests.models.conftest import write_modelfiles
+from tests.ollama_replay import fixture
 
 pytestmark = pytest.mark.integration
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ollama"
 OFFLINE = ('pull model manifest: Get "https://registry.ollama.ai/v2/library/nous-hermes/manifests/7b": '
            "dial tcp: lookup registry.ollama.ai: no such host")
-
-
-def fixture(name: str) -> dict:
-    return json.loads((FIXTURES / f"{name}.json").read_text())
 
 
 @pytest.fixture
@@ -279,44 +272,6 @@ def test_verify_reads_what_ollama_writes_even_what_it_cannot_read_back(sim, rhtu
 
 
 # -- Ollama's documented answers, replayed -------------------------------------------------------------
-
-
-class Replay:
-    """An Ollama that answers each path with the next fixture queued for it."""
-
-    def __init__(self) -> None:
-        self.queued: dict[str, list[dict]] = {}
-        self.requests: list[tuple[str, dict]] = []
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json() if request.can_read_body else {}
-        self.requests.append((request.path, body))
-        answer = self.queued[request.path].pop(0)
-        if "lines" not in answer:
-            return web.json_response(answer["body"], status=answer["status"])
-        resp = web.StreamResponse(status=answer["status"], headers={"Content-Type": "application/x-ndjson"})
-        await resp.prepare(request)
-        for line in answer["lines"]:
-            await resp.write((json.dumps(line) + "\n").encode())
-        await resp.write_eof()
-        return resp
-
-
-@pytest.fixture
-async def replay() -> AsyncIterator[tuple[Replay, OllamaBackend]]:
-    r = Replay()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", r.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    backend = OllamaBackend(f"http://127.0.0.1:{runner.addresses[0][1]}", request_timeout_s=5)
-    try:
-        yield r, backend
-    finally:
-        await backend.close()
-        await runner.cleanup()
 
 
 async def test_the_documented_show_answer_is_read(replay) -> None:

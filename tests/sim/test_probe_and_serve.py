@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import subprocess
 import sys
 
@@ -19,6 +18,7 @@ from rhtui.sim.errors import SimError
 from rhtui.sim.probe import SimProbe
 from rhtui.sim.server import serve
 from rhtui.sim.world import SimWorld
+from tests.processes import free_port
 
 
 async def test_probe_reports_the_world(manual_world: SimWorld) -> None:
@@ -51,9 +51,7 @@ async def test_probe_reports_the_world(manual_world: SimWorld) -> None:
 
 
 async def test_serve_prints_the_url_and_runs_until_cancelled(capsys) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     task = asyncio.create_task(serve("rtx4070s", "127.0.0.1", port, 500.0, 1))
     try:
         for _ in range(100):

@@ -5,10 +5,15 @@ The charts' clock is a ManualClock here: a test moves time on instead of waiting
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import pytest
+from textual.pilot import Pilot
 
 from rhtui.engine import events as ev
 from rhtui.engine.clock import ManualClock
+from rhtui.tui.app import RhtuiApp
 from rhtui.tui.widgets.chart import Chart, nice_ticks
 from rhtui.tui.widgets.vram_chart import VramChart
 from tests.ui import scenes
@@ -29,6 +34,17 @@ def sample(i: int, used_mb: float) -> ev.HardwareSampled:
     return ev.HardwareSampled(ts=ts, snapshot=snapshot(ts, used_mb))
 
 
+@asynccontextmanager
+async def wide_dashboard(make_ui) -> AsyncIterator[tuple[RhtuiApp, Pilot, VramChart]]:
+    """The dashboard of a mid-cycle session at 160x50 (its VRAM chart shown), after its first
+    frame: (app, pilot, the VRAM chart)."""
+    app = make_ui(scenes.mid_cycle_events())
+    async with app.run_test(size=(160, 50)) as pilot:
+        chart = app.screen.query_one("#dash-vram", VramChart)
+        await pilot.pause()
+        yield app, pilot, chart
+
+
 def test_nice_ticks():
     assert nice_ticks(9.6, 3) == [0.0, 2.5, 5.0, 7.5]
     assert nice_ticks(19113, 3) == [0.0, 5000.0, 10000.0, 15000.0]
@@ -47,10 +63,7 @@ async def test_hidden_chart_does_not_redraw(make_ui):
 
 
 async def test_visible_chart_redraws_at_most_once_a_second(make_ui, clock):
-    app = make_ui(scenes.mid_cycle_events())
-    async with app.run_test(size=(160, 50)) as pilot:
-        chart = app.screen.query_one("#dash-vram", VramChart)
-        await pilot.pause()
+    async with wide_dashboard(make_ui) as (app, pilot, chart):
         first = chart.redraws
         assert first == 1
         for i in range(20):  # 20 changes in 0.8 s
@@ -65,10 +78,7 @@ async def test_visible_chart_redraws_at_most_once_a_second(make_ui, clock):
 
 
 async def test_a_held_back_redraw_happens_when_its_second_is_up(make_ui, clock):
-    app = make_ui(scenes.mid_cycle_events())
-    async with app.run_test(size=(160, 50)) as pilot:
-        chart = app.screen.query_one("#dash-vram", VramChart)
-        await pilot.pause()
+    async with wide_dashboard(make_ui) as (app, pilot, chart):
         first = chart.redraws
         clock.advance(0.95)
         app.engine_event(sample(0, 5000.0))
@@ -102,10 +112,7 @@ async def test_charts_on_a_screen_not_shown_wait_until_it_is(make_ui, clock):
 
 
 async def test_unchanged_chart_is_not_rebuilt_on_repaint(make_ui):
-    app = make_ui(scenes.mid_cycle_events())
-    async with app.run_test(size=(160, 50)) as pilot:
-        chart = app.screen.query_one("#dash-vram", VramChart)
-        await pilot.pause()
+    async with wide_dashboard(make_ui) as (app, pilot, chart):
         builds = chart.builds
         for _ in range(5):
             app.screen.refresh()

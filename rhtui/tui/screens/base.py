@@ -8,13 +8,14 @@ it is shown again (`on_screen_resume`).
 
 from __future__ import annotations
 
-from typing import ClassVar, Protocol, cast
+from typing import ClassVar, Protocol, TypeVar, cast
 
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import Screen
+from textual.widget import Widget
 
 from rhtui.tui.state import UiModel
 from rhtui.tui.text import fmt_mb, one_line
@@ -68,6 +69,9 @@ def status_info(m: UiModel) -> StatusInfo:
         backend_version=m.backend_version,
         backend_down=m.backend_down is not None,
         speed=m.speed,
+        energy_wh=m.energy_wh,
+        cost=m.cost,
+        currency=m.currency,
     )
 
 
@@ -141,11 +145,22 @@ def activity(m: UiModel) -> str:
     return f"▶ {cycle} done: waiting for the next cycle."
 
 
+W = TypeVar("W", bound=Widget)
+
+
+def titled(widget: W, title: str) -> W:
+    """`widget` with `title` on its border."""
+    widget.border_title = title
+    return widget
+
+
 class RhtuiScreen(Screen):
     """A view: status bar, banner, the body (`compose_body`), footer."""
 
     VIEW: ClassVar[str] = "dashboard"
     TITLE_TEXT: ClassVar[str] = ""
+    FOCUS: ClassVar[type[Widget] | None] = None
+    """The widget of the body that has the focus when the view is mounted."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("tab", "app.next_view", "Next view", id="next_view", show=False,
@@ -225,5 +240,7 @@ class RhtuiScreen(Screen):
         self.rh_app.sync_screen(self)
 
     def on_mount(self) -> None:
+        if self.FOCUS is not None:
+            self.query_one(self.FOCUS).focus()
         self.rh_app.views[self.VIEW] = self
         self.rh_app.sync_screen(self)

@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 
-from rhtui.tui.screens.base import RhtuiScreen
+from rhtui.tui.screens.base import RhtuiScreen, titled
 from rhtui.tui.state import UiModel
 from rhtui.tui.widgets.backend_panel import BackendPanel
 from rhtui.tui.widgets.cycle_log import CycleLog
@@ -37,6 +37,8 @@ class DashboardScreen(RhtuiScreen):
                 tooltip="Release the quarantined student under the cursor"),
     ]
 
+    FOCUS = StudentQueue
+
     def compose_body(self) -> ComposeResult:
         model = self.rh_app.model
         yield BackendPanel(id="backend-panel")
@@ -45,30 +47,23 @@ class DashboardScreen(RhtuiScreen):
                 box.border_title = "Hardware"
                 yield Gauges(model.budget, id="gauges")
             yield VramChart(id="dash-vram", classes="panel")
-        queue = StudentQueue(id="queue")
-        queue.border_title = "Students"
-        yield queue
-        log = CycleLog(id="log")
-        log.border_title = "Log"
-        yield log
+        yield titled(StudentQueue(id="queue"), "Students")
+        yield titled(CycleLog(id="log"), "Log")
 
-    def on_mount(self) -> None:
-        self.query_one(StudentQueue).focus()
-        super().on_mount()
+    def _cursor_student(self) -> str | None:
+        """The student under the queue's cursor (None, said in a notification, when there is none)."""
+        student = self.query_one(StudentQueue).cursor_student
+        if student is None:
+            self.notify("No student under the cursor.", severity="warning")
+        return student
 
     def action_toggle_student(self) -> None:
-        student = self.query_one(StudentQueue).cursor_student
-        if student is None:
-            self.notify("No student under the cursor.", severity="warning")
-            return
-        self.rh_app.toggle_student(student)
+        if (student := self._cursor_student()) is not None:
+            self.rh_app.toggle_student(student)
 
     def action_release_student(self) -> None:
-        student = self.query_one(StudentQueue).cursor_student
-        if student is None:
-            self.notify("No student under the cursor.", severity="warning")
-            return
-        self.rh_app.release_student(student)
+        if (student := self._cursor_student()) is not None:
+            self.rh_app.release_student(student)
 
     def sync_body(self, model: UiModel) -> None:
         if self.changed(model, "gauges"):

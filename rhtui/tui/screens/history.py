@@ -4,22 +4,17 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 
-from rhtui.tui.screens.base import RhtuiScreen
+from rhtui.tui.screens.base import RhtuiScreen, titled
 from rhtui.tui.state import UiModel
 from rhtui.tui.widgets.runs_table import RunsTable
 
 
 class HistoryScreen(RhtuiScreen):
     VIEW = "history"
+    FOCUS = RunsTable
 
     def compose_body(self) -> ComposeResult:
-        table = RunsTable(id="runs")
-        table.border_title = "Runs of this session"
-        yield table
-
-    def on_mount(self) -> None:
-        self.query_one(RunsTable).focus()
-        super().on_mount()
+        yield titled(RunsTable(id="runs"), "Runs of this session")
 
     def sync_body(self, model: UiModel) -> None:
         if self.changed(model, "history"):

@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 
 from rhtui.engine.records import RunRecord
-from rhtui.tui.screens.base import RhtuiScreen
+from rhtui.tui.screens.base import RhtuiScreen, titled
 from rhtui.tui.state import UiModel
 from rhtui.tui.widgets.proposal_list import ProposalList
 from rhtui.tui.widgets.proposal_view import ProposalView
@@ -15,6 +15,7 @@ from rhtui.tui.widgets.proposal_view import ProposalView
 
 class ProposalsScreen(RhtuiScreen):
     VIEW = "proposals"
+    FOCUS = ProposalList
 
     def __init__(self) -> None:
         super().__init__()
@@ -22,16 +23,8 @@ class ProposalsScreen(RhtuiScreen):
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="proposals-body"):
-            plist = ProposalList(id="proposal-list")
-            plist.border_title = "Proposals"
-            yield plist
-            view = ProposalView(id="proposal-view")
-            view.border_title = "Proposal"
-            yield view
-
-    def on_mount(self) -> None:
-        self.query_one(ProposalList).focus()
-        super().on_mount()
+            yield titled(ProposalList(id="proposal-list"), "Proposals")
+            yield titled(ProposalView(id="proposal-view"), "Proposal")
 
     def _find(self, model: UiModel, seq: int) -> RunRecord | None:
         for s, run in reversed(model.proposals):
