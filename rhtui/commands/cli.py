@@ -17,11 +17,12 @@ import contextlib
 import errno
 import os
 import sys
+from collections.abc import Coroutine
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.text import Text
@@ -33,15 +34,20 @@ from rhtui.commands.context import (
     HostOption,
     ModelfilesOption,
     cli_context,
+    demo_db_path,
     make_console,
+    session_source,
 )
 from rhtui.commands.models import models_app
+from rhtui.commands.serve import SERVE_CONTEXT, serve_command
+from rhtui.commands.service import service_app
 from rhtui.commands.students import students_app
 from rhtui.engine.config import Settings
 
 if TYPE_CHECKING:
     from rhtui.engine.clock import Clock
     from rhtui.engine.hardware import HardwareProbe
+    from rhtui.engine.metrics import EngineMetrics
     from rhtui.engine.store import Store
     from rhtui.sim.world import SimWorld
 
@@ -57,9 +63,10 @@ app = typer.Typer(
 )
 
 
-MAX_DEMO_SPEED = 1000.0
-"""The fastest --demo runs: the engine's timeouts are on the simulated clock, and from about 3,000x
-they become shorter than a request takes, so healthy runs time out."""
+MAX_DEMO_SPEED = 500.0
+"""The fastest --demo runs: the engine's timeouts are on the simulated clock, and each attempt costs
+about 6 ms of real time in overhead; from about 800x on a 2-core machine healthy proposals start to
+time out (bench/results/soak.md), and those timeouts count as failures."""
 
 
 def _version(value: bool) -> None:
@@ -105,6 +112,11 @@ def main_callback(
                      f"at most {MAX_DEMO_SPEED:g}).", min=0.01),
     ] = 1.0,
     seed: Annotated[int, typer.Option("--seed", help="Simulator seed for --demo.")] = 0,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option("--metrics-port", help="Serve Prometheus metrics at http://127.0.0.1:PORT/metrics while the "
+                     "engine runs (metrics.host to listen elsewhere).", min=0, max=65535),
+    ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
@@ -118,6 +130,7 @@ def main_callback(
             "max_cycles": max_cycles,
         },
         "budget": {"timeout_s": timeout},
+        "metrics": {"port": metrics_port},
     }
     obj = cli_context(ctx)  # --config, --host, --data-dir, --modelfiles are in it already
     obj.overrides = overrides
@@ -147,11 +160,6 @@ class RunOptions:
     seed: int = 0
 
 
-def demo_db_path(settings: Settings) -> Path:
-    """The simulator's runs go to their own database, so they never teach the real profiles."""
-    return settings.data_dir / "rhtui-demo.db"
-
-
 async def _run_session(settings: Settings, run: RunOptions) -> int:
     from rhtui.engine.backend import BackendUnreachable, OllamaBackend
     from rhtui.engine.clock import ScaledClock, SystemClock
@@ -176,6 +184,9 @@ async def _run_session(settings: Settings, run: RunOptions) -> int:
             err.print(Text(f"rhtui: {exc}"))
             return 1
         stack.callback(lock.release)
+        metrics = await _start_metrics(stack, settings, err)
+        if metrics is False:
+            return 2  # could not listen (said)
         for gone in taken_over:
             if gone.pid is not None and gone.pid != os.getpid():
                 err.print(Text(f"rhtui: the lock left by an engine that is gone ({gone.describe()}) was taken over"),
@@ -224,6 +235,8 @@ async def _run_session(settings: Settings, run: RunOptions) -> int:
 
             orch = Orchestrator(settings, backend, probe, store, clock, retry_backend=False)
             orch.bus.subscribe(lock.on_event)
+            if metrics:
+                orch.bus.subscribe(metrics)
             try:
                 code = await run_headless(orch, make_console())
             except BackendUnreachable as exc:
@@ -235,9 +248,30 @@ async def _run_session(settings: Settings, run: RunOptions) -> int:
 
         tui = make_app(settings, backend, probe, store, clock)
         tui.bus.subscribe(lock.on_event)
+        if metrics:
+            tui.bus.subscribe(metrics)
         await tui.run_async()
         return await _after_session(store, tui.orchestrator, int(tui.return_code or 0), err)
     return 0
+
+
+async def _start_metrics(
+    stack: AsyncExitStack, settings: Settings, err: Any
+) -> EngineMetrics | None | Literal[False]:
+    """With metrics.port set: serve /metrics until the engine stops; the listener to subscribe to the
+    engine's bus (None without metrics.port, False when it could not listen: said, exit 2)."""
+    if settings.metrics.port is None:
+        return None
+    from rhtui.engine.metrics import MetricsServerError, start_metrics
+
+    try:
+        metrics, server = await start_metrics(settings.metrics.host, settings.metrics.port)
+    except MetricsServerError as exc:
+        err.print(Text(f"rhtui: {exc}"))
+        return False
+    stack.push_async_callback(server.stop)
+    err.print(Text(f"rhtui: Prometheus metrics at {server.url}"), style="dim")
+    return metrics
 
 
 async def _after_session(store: Store, orchestrator: Any, code: int, err: Any) -> int:
@@ -375,6 +409,19 @@ def _output_failed(exc: OSError) -> int:
 _OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EPIPE})
 
 
+def _to_stdout(work: Coroutine[Any, Any, int]) -> int:
+    """Run `work`, which writes to standard output, and flush that: its exit code, or 1 when
+    writing failed for want of room or of a reader (said plainly, see `_output_failed`)."""
+    try:
+        code = asyncio.run(work)
+        sys.stdout.flush()
+    except OSError as exc:
+        if exc.errno not in _OUTPUT_ERRNOS:
+            raise
+        code = _output_failed(exc)
+    return code
+
+
 # -- watch ---------------------------------------------------------------------------------
 
 
@@ -388,25 +435,20 @@ def watch(
 ) -> None:
     """Open the dashboard on a session another rhtui process is running; its keys reach that
     process through the database."""
-    settings, db, session = _session_source(ctx, session, demo)
+    settings, db, session = session_source(ctx, session, demo)
     raise typer.Exit(asyncio.run(_watch(settings, db, session)))
 
 
 async def _watch(settings: Settings, db: Path, session: str | None) -> int:
+    from rhtui.commands.report import open_existing
     from rhtui.engine.clock import SystemClock
     from rhtui.engine.lock import db_lock_path
-    from rhtui.engine.store import Store, StoreError
     from rhtui.engine.watch import STALE_AFTER_S, NoSession, WatchedSession
     from rhtui.tui.app import make_app
 
     err = make_console(stderr=True)
-    if not db.exists():
-        err.print(Text(f"rhtui: no database at {db}: no session has run yet"))
-        return 1
-    try:
-        store = await Store.open(db, mode="auto")  # read-only media: read as it is
-    except StoreError as exc:
-        err.print(Text(f"rhtui: {exc}"))
+    store = await open_existing(db, err, f"rhtui: no database at {db}: no session has run yet")
+    if store is None:
         return 1
     try:
         clock = SystemClock()
@@ -433,18 +475,6 @@ class Format(StrEnum):
     json = "json"
 
 
-def _db_for(settings: Settings, demo: bool) -> Path:
-    return demo_db_path(settings) if demo else settings.db_path
-
-
-def _session_source(ctx: typer.Context, session: str | None, demo: bool) -> tuple[Settings, Path, str | None]:
-    """(settings, database, session name) for report, export and watch: their own --session and
-    --demo, else those given to the root command (`rhtui --demo --session S report`)."""
-    obj = cli_context(ctx)
-    settings = obj.settings()
-    return settings, _db_for(settings, demo or obj.demo), session if session is not None else obj.session
-
-
 @app.command()
 def report(
     ctx: typer.Context,
@@ -455,18 +485,11 @@ def report(
     data_dir: DataDirOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Per-student averages and the VRAM timeline of past sessions."""
+    """Per-student averages, success, percentiles and energy; cycles; cost ([cost]); the VRAM timeline."""
     from rhtui.commands.report import print_report
 
-    _settings, db, session = _session_source(ctx, session, demo)
-    try:
-        code = asyncio.run(print_report(db, session, fmt.value, points, make_console()))
-        sys.stdout.flush()
-    except OSError as exc:
-        if exc.errno not in _OUTPUT_ERRNOS:
-            raise
-        code = _output_failed(exc)
-    raise typer.Exit(code)
+    settings, db, session = session_source(ctx, session, demo)
+    raise typer.Exit(_to_stdout(print_report(db, session, fmt.value, points, make_console(), cost=settings.cost)))
 
 
 class ExportWhat(StrEnum):
@@ -490,15 +513,8 @@ def export(
     """Export runs, proposals or the VRAM timeline to stdout."""
     from rhtui.commands.report import export_data
 
-    _settings, db, session = _session_source(ctx, session, demo)
-    try:
-        code = asyncio.run(export_data(db, what.value, session, fmt.value, sys.stdout))
-        sys.stdout.flush()
-    except OSError as exc:
-        if exc.errno not in _OUTPUT_ERRNOS:
-            raise
-        code = _output_failed(exc)
-    raise typer.Exit(code)
+    _settings, db, session = session_source(ctx, session, demo)
+    raise typer.Exit(_to_stdout(export_data(db, what.value, session, fmt.value, sys.stdout)))
 
 
 @app.command(name="doctor")
@@ -516,6 +532,9 @@ def doctor_command(
 
 
 app.add_typer(models_app, name="models", help="Create, verify, list and remove the student models.")
+app.command(name="serve", context_settings=SERVE_CONTEXT)(serve_command)
+app.add_typer(service_app, name="service", help="A systemd user unit for the headless engine "
+              "(`rhtui service print > ~/.config/systemd/user/rhtui.service`).")
 app.add_typer(students_app, name="students", help="The students of a session and their health; release a "
               "quarantined one (`rhtui students release NAME`).")
 

@@ -130,6 +130,11 @@ def _(e: ev.SessionFinished) -> tuple[Level, str]:
 
 
 @format_event.register
+def _(e: ev.Alert) -> tuple[Level, str]:
+    return e.severity, f"ALERT {e.title}: {e.message}"
+
+
+@format_event.register
 def _(e: ev.StudentQueued) -> tuple[Level, str]:
     fit = "fits" if e.fits else "may not fit"
     return "debug", f"[{e.student}] #{e.position} in cycle {e.cycle}: needs ~{_mb(e.need_mb)}, {fit}" + (

@@ -233,6 +233,35 @@ class SessionFinished(Event):
     reason: str
 
 
+AlertSeverity = Literal["info", "warning", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class Alert(Event):
+    """Something a person should hear about now (the rules: rhtui/engine/alerts.py). A notification in the
+    dashboard, a log line, a row of the events table, and `alerts.command` with it as JSON on stdin."""
+
+    kind: str
+    """'vram' (within 5 % of the limit), 'emergency', 'quarantined', 'degraded' (tok/s down against its
+    learned profile), 'backend_down', 'temperature', 'session_end'."""
+    severity: AlertSeverity
+    title: str
+    """A few words: a notification's title."""
+    message: str
+    """What happened, where, and what to do."""
+    student: str | None = None
+    session: str = ""
+    host: str = ""
+    """The Ollama the engine talks to."""
+    value: float | None = None
+    """The figure that raised it, when there is one: VRAM %, °C, tok/s, seconds down."""
+    threshold: float | None = None
+    """The line it passed, in the same unit."""
+    raised_at: float = 0.0
+    """Wall-clock time it was raised (epoch seconds): a watcher notifies only alerts raised after it started
+    (the engine's `ts` runs ahead of the wall clock in the demo)."""
+
+
 Listener = Callable[[Event], None]
 
 

@@ -23,6 +23,7 @@ from itertools import pairwise
 from typing import Any
 
 from rhtui.engine import events as ev
+from rhtui.engine.alerts import AlertRunner
 from rhtui.engine.backend import (
     BackendBusy,
     BackendError,
@@ -62,6 +63,7 @@ FAILED = ("timeout", "error", "aborted", "emergency")
 # card that never shows the memory freed (another process took it meanwhile) cannot hold a run
 # for a thousand simulated seconds.
 UNLOAD_WAIT_S, UNLOAD_POLL_S = 5.0, 0.05
+PROFILE_WINDOW = 200  # runs per student a learned profile is computed from
 TREND_WINDOW_S = 180.0  # engine-clock seconds of samples the VRAM trend is fitted on
 IDLE_RETRY_S = 15.0  # engine-clock seconds to wait after a cycle in which no student could run
 BACKEND_RETRY_S = (1.0, 10.0)  # engine-clock seconds between tries while Ollama is down: first, most
@@ -107,6 +109,9 @@ class Orchestrator:
         # Session length on the engine clock: wall-clock minutes, times the clock's speed.
         self.session_seconds = session_seconds or settings.session.duration_min * 60.0 * clock.speed
         self.guard = BudgetGuard(settings.budget)
+        # the alert rules see every event emitted (see `emit`); their alerts are events too
+        self.alerts = AlertRunner(settings.alerts, self.guard, clock, self.emit, host=backend.host,
+                                  session=settings.session.name)
         self.scheduler = AdaptiveScheduler(settings.budget, settings.session, self.guard)
         self.students: dict[str, StudentSpec] = {s.name: s for s in settings.students}
         self.enabled: dict[str, bool] = {s.name: s.enabled for s in settings.students}
@@ -166,8 +171,13 @@ class Orchestrator:
         """To every listener now; to the `events` table as `ev.StoreCoalescer` decides (every event,
         log line or not, so a watcher sees what the dashboard sees; token progress at most once a
         second per run; hardware samples not, they are rows of their own). Events from before the
-        session's row exists are stored as soon as it does."""
+        session's row exists are stored as soon as it does. Then the alert rules see it: an Alert
+        it raises follows it on the bus and in the table."""
         self.bus.emit(event)
+        self._store_or_hold(event)
+        self.alerts.feed(event)
+
+    def _store_or_hold(self, event: ev.Event) -> None:
         store, wait = self._to_store.offer(event, time.monotonic())
         if self.session_id is None:
             room = PRESESSION_EVENTS_KEPT - len(self._unstored)
@@ -440,7 +450,7 @@ class Orchestrator:
 
     async def _learn(self) -> None:
         """Learned profiles from every past session; model sizes and missing models from Ollama."""
-        self._history = {k: list(v) for k, v in (await self.store.recent_runs_by_student(200)).items()}
+        self._history = {k: list(v) for k, v in (await self.store.recent_runs_by_student(PROFILE_WINDOW)).items()}
         self.latest_profiles = self.scheduler.profiles_from_history(self._history)
         await self._refresh_models()
 
@@ -775,8 +785,12 @@ class Orchestrator:
             run = replace(run, proposal="", reason=f"{run.reason}; its text was not kept: {exc}".lstrip("; "))
             run_id = await self.store.record_run(run)
         run = replace(run, id=run_id)
-        self._history.setdefault(c.name, []).append(run)
-        self.latest_profiles[c.name] = StudentProfile.from_runs(c.name, self._history[c.name][-200:])
+        # what the profile learns from: costs, not prose, and only the window it reads (a week-long
+        # session would otherwise keep every proposal in memory)
+        history = self._history.setdefault(c.name, [])
+        history.append(replace(run, proposal=""))
+        del history[:-PROFILE_WINDOW]
+        self.latest_profiles[c.name] = StudentProfile.from_runs(c.name, history)
         self._run_power = self._run_peak = None
         self.current = None
         self._totals["runs"] += status == "ok"
@@ -1074,6 +1088,7 @@ class Orchestrator:
             now = self.clock.now()
             self.emit(ev.SessionFinished(ts=now, session_id=self.session_id, cycles=self.cycle,
                                          runs=self._totals["runs"], tokens=self._totals["tokens"], reason=reason))
+            await self.alerts.aclose()  # the session's end ran alerts.command: let it finish (bounded)
             if self._bg:
                 await asyncio.gather(*list(self._bg), return_exceptions=True)
             if self.store_full is not None:
@@ -1093,6 +1108,7 @@ class Orchestrator:
             if self.store_full is None:
                 with contextlib.suppress(Exception):
                     await self.store.flush()
+        await self.alerts.aclose()
         self._set_state("finished", reason)
 
 

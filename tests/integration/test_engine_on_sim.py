@@ -246,3 +246,15 @@ async def test_a_student_left_resident_after_a_timeout_is_not_another_processs_v
     orch._strays_until = None  # without the watch (and with NVML) the student would count as external growth
     snap = await orch._fresh_snapshot()
     assert orch._vram_window[-1][1] == pytest.approx(snap.vram_used_mb)
+
+
+async def test_the_engine_keeps_costs_not_proposals_in_memory(sim, store, make_engine, monkeypatch):
+    """A week-long session must not hold every proposal: the profiles' window keeps costs only."""
+    monkeypatch.setattr("rhtui.engine.orchestrator.PROFILE_WINDOW", 1)
+    orch, _ = make_engine(session={"max_cycles": 2}, students=[{"name": "rh-alpha"}])
+    await asyncio.wait_for(orch.run(), 60)
+    stored = await store.runs(session_id=orch.session_id)
+    assert [r.status for r in stored] == ["ok", "ok"] and all(r.proposal for r in stored)
+    kept = orch._history["rh-alpha"]
+    assert len(kept) == 1 and kept[0].id == stored[-1].id and kept[0].proposal == ""
+    assert orch.latest_profiles["rh-alpha"].runs == 1
