@@ -7,14 +7,16 @@ import dataclasses
 import json
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Literal
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from rhtui.engine.config import CostPolicy
+from rhtui.engine.cost import compare, cost_of, cost_per_mtok, energy_wh, fmt_energy, fmt_money, tokens_per_wh
 from rhtui.engine.modelfile import student_order
-from rhtui.engine.records import Health, StudentStats, TimelinePoint
+from rhtui.engine.records import CycleSummary, Health, StudentAnalysis, StudentStats, TimelinePoint
 from rhtui.engine.sanitize import csv_cell, sanitize_tree
 from rhtui.engine.scheduler import health_from_runs
 from rhtui.engine.store import Store, StoreError
@@ -26,15 +28,23 @@ def _f(v: float | None, fmt: str = "{:,.1f}") -> str:
     return "—" if v is None else fmt.format(v)
 
 
-async def _open_existing(db: Path, console: Console) -> Store | None:
+async def open_existing(db: Path, console: Console, missing: str, *, mode: Literal["rw", "auto"] = "auto",
+                        ) -> Store | None:
+    """The database at `db`, never created here; None when there is none (`missing` said on
+    `console`) or it cannot be opened (why, said there). `mode="auto"` reads read-only media as they are."""
     if not db.exists():
-        console.print(Text(f"no database at {db}: no session has run yet (start one with `rhtui` or `rhtui --demo`)"))
+        console.print(Text(missing))
         return None
     try:
-        return await Store.open(db, mode="auto")  # on read-only media: read as it is
+        return await Store.open(db, mode=mode)
     except StoreError as exc:
         console.print(Text(f"rhtui: {exc}"))
         return None
+
+
+async def _open_existing(db: Path, console: Console) -> Store | None:
+    return await open_existing(db, console, f"no database at {db}: no session has run yet (start one with "
+                                            "`rhtui` or `rhtui --demo`)")
 
 
 def stats_rows(stats: list[StudentStats]) -> list[dict]:
@@ -84,7 +94,10 @@ def sparkline(values: list[float], lo: float, hi: float) -> str:
     return "".join(SPARK[1 + min(7, int((v - lo) / (hi - lo) * 8))] for v in values)
 
 
-async def print_report(db: Path, session: str | None, fmt: str, points: int, console: Console) -> int:
+async def print_report(db: Path, session: str | None, fmt: str, points: int, console: Console, *,
+                       cost: CostPolicy | None = None) -> int:
+    """The report of the sessions named `session` (None: all): per student, per cycle, in total;
+    `cost` holds the prices (`[cost]`) the energy is charged at and compared with."""
     store = await _open_existing(db, console)
     if store is None:
         return 1
@@ -92,30 +105,45 @@ async def print_report(db: Path, session: str | None, fmt: str, points: int, con
         stats = sorted(await store.student_stats(session), key=lambda st: student_order(st.student))
         timeline = await store.vram_timeline(session_name=session, max_points=points)
         health = await student_health(store, session_name=session)
+        analysis = {a.student: a for a in await store.student_analysis(session)}
+        cycles = await store.cycle_summary(session_name=session)
     finally:
         await store.close()
     if not stats and not timeline:
         console.print(Text(f"no runs recorded{f' for session {session!r}' if session else ''} in {db}"))
         return 1
+    prices = cost or CostPolicy()
+    students = with_analysis(with_health(stats_rows(stats), health), analysis, prices)
+    totals = report_totals([analysis[s.student] for s in stats if s.student in analysis], prices)
     if fmt == "json":
         console.print_json(json.dumps(sanitize_tree({
             "session": session,
-            "students": with_health(stats_rows(stats), health),
+            "students": students,
+            "totals": totals,
+            "cycles": cycle_rows(cycles),
             "vram_timeline": [dataclasses.asdict(p) for p in timeline],
         })))
         return 0
     if fmt == "csv":
-        _write_csv(console.file, with_health(stats_rows(stats), health))
+        _write_csv(console.file, students)
         console.file.write("\n")
-        _write_csv(console.file, [dataclasses.asdict(p) for p in timeline])
+        # sections in a fixed order, each with its header even when it has no row
+        _write_csv(console.file, [dataclasses.asdict(p) for p in timeline],
+                   [f.name for f in dataclasses.fields(TimelinePoint)])
+        console.file.write("\n")
+        _write_csv(console.file, cycle_rows(cycles), [f.name for f in dataclasses.fields(CycleSummary)] + ["energy_wh"])
+        console.file.write("\n")
+        _write_csv(console.file, [totals])
         return 0
-    _print_tables(console, session, stats, timeline, health)
+    _print_tables(console, session, stats, timeline, health, analysis=students, totals=totals, cycles=cycles,
+                  prices=prices)
     return 0
 
 
 def _print_tables(
     console: Console, session: str | None, stats: list[StudentStats], timeline: list[TimelinePoint],
-    health: dict[str, StudentHealth] | None = None,
+    health: dict[str, StudentHealth] | None = None, *, analysis: list[dict] | None = None,
+    totals: dict | None = None, cycles: list[CycleSummary] | None = None, prices: CostPolicy | None = None,
 ) -> None:
     title = f"Per-student averages — session {session}" if session else "Per-student averages — all sessions"
     table = Table(title=title, title_justify="left")
@@ -131,25 +159,151 @@ def _print_tables(
             Text(h.health if h else "—"),
         )
     console.print(table)
+    if analysis is not None and totals is not None:
+        _print_analysis(console, analysis, totals, cycles or [], prices or CostPolicy())
     used = [p.vram_used_mb for p in timeline if p.vram_used_mb is not None]
     if not used:
         return
-    total = max((p.vram_total_mb or 0) for p in timeline) or max(used)
+    # each point drawn at the highest sample of its stretch: downsampling never hides a spike
+    peaks = [p.vram_used_max_mb if p.vram_used_max_mb is not None else p.vram_used_mb
+             for p in timeline if p.vram_used_mb is not None]
+    total = max((p.vram_total_mb or 0) for p in timeline) or max(peaks)
     t0, t1 = timeline[0].ts, timeline[-1].ts
     console.print(Text(
-        f"\nVRAM timeline ({len(timeline)} points, {time.strftime('%Y-%m-%d %H:%M', time.localtime(t0))} → "
+        f"\nVRAM timeline ({len(timeline)} points, each the highest sample of its stretch; "
+        f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(t0))} → "
         f"{time.strftime('%H:%M', time.localtime(t1))}), 0 … {total:,.0f} MB:"
     ))
-    console.print(Text(sparkline(used, 0.0, total)))
-    console.print(Text(f"min {min(used):,.0f} MB   mean {sum(used) / len(used):,.0f} MB   max {max(used):,.0f} MB"))
+    console.print(Text(sparkline(peaks, 0.0, total)))
+    console.print(Text(f"min {min(used):,.0f} MB   mean {sum(used) / len(used):,.0f} MB   max {max(peaks):,.0f} MB"))
 
 
-def _write_csv(out: IO[str], rows: list[dict]) -> None:
-    """Rows as CSV; every text cell sanitised and a formula-like one neutralised (`csv_cell`):
-    error text a server sent, and model names, are untrusted."""
-    if not rows:
+# -- the original system's analysis: success, percentiles, peaks, cycles, energy and cost ------------
+
+
+def _energy_fields(tokens: int, energy_j: float | None, prices: CostPolicy) -> dict:
+    wh = energy_wh(energy_j)
+    cost = cost_of(wh, prices.price_per_kwh)
+    return {"energy_wh": wh, "cost": cost, "tokens_per_wh": tokens_per_wh(tokens, wh),
+            "cost_per_mtok": cost_per_mtok(cost, tokens)}
+
+
+def with_analysis(rows: list[dict], analysis: dict[str, StudentAnalysis], prices: CostPolicy) -> list[dict]:
+    """The stats rows with each student's success rate, p50/p95/p99 seconds, highest VRAM peak,
+    ok tokens, energy (Wh), its cost at `prices`, tokens per Wh and the cost of a million tokens."""
+    out = []
+    for row in rows:
+        a = analysis.get(row["student"])
+        if a is None:
+            out.append(row)
+            continue
+        out.append({
+            **row, "ok_runs": a.ok_runs, "skipped": a.skipped, "success_rate": a.success_rate,
+            "seconds_p50": a.seconds_p50, "seconds_p95": a.seconds_p95, "seconds_p99": a.seconds_p99,
+            "vram_peak_max_mb": a.vram_peak_max_mb, "tokens_total": a.tokens, "energy_j": a.energy_j,
+            "energy_runs": a.energy_runs, **_energy_fields(a.tokens, a.energy_j, prices),
+        })
+    return out
+
+
+def report_totals(analysis: list[StudentAnalysis], prices: CostPolicy) -> dict:
+    """The selected sessions as a whole: runs, success rate, ok tokens, energy and cost, the prices
+    and the comparison with the API's price (`comparison`: the original system's sentence)."""
+    attempts = sum(a.attempts for a in analysis)
+    ok = sum(a.ok_runs for a in analysis)
+    tokens = sum(a.tokens for a in analysis)
+    measured = [a.energy_j for a in analysis if a.energy_j is not None]
+    energy_j = sum(measured) if measured else None
+    fields = _energy_fields(tokens, energy_j, prices)
+    vs = compare(fields["cost_per_mtok"], prices.api_price_per_mtok, prices.currency)
+    return {
+        "runs": attempts, "ok_runs": ok, "skipped": sum(a.skipped for a in analysis),
+        "success_rate": ok / attempts if attempts else None, "tokens_total": tokens,
+        "vram_peak_max_mb": max((a.vram_peak_max_mb for a in analysis if a.vram_peak_max_mb is not None),
+                                default=None),
+        "energy_j": energy_j, "energy_runs": sum(a.energy_runs for a in analysis), **fields,
+        "price_per_kwh": prices.price_per_kwh, "api_price_per_mtok": prices.api_price_per_mtok,
+        "currency": prices.currency, "api_over_local": vs.api_over_local if vs else None,
+        "comparison": vs.summary if vs else None,
+    }
+
+
+def cycle_rows(cycles: list[CycleSummary]) -> list[dict]:
+    """Each cycle as a row: its session, number, start, seconds, completed/skipped/failed, tokens, Wh."""
+    return [{**dataclasses.asdict(c), "energy_wh": energy_wh(c.energy_j)} for c in cycles]
+
+
+CYCLES_SHOWN = 20
+"""The per-cycle table shows the latest this many cycles; csv and json have them all."""
+
+
+def _pct(v: float | None) -> str:
+    return "—" if v is None else f"{v:.0%}"
+
+
+def _print_analysis(console: Console, rows: list[dict], totals: dict, cycles: list[CycleSummary],
+                    prices: CostPolicy) -> None:
+    cur = prices.currency
+    table = Table(title="\nPer-student runs: success, seconds (ok runs), highest VRAM peak, energy",
+                  title_justify="left")
+    table.add_column("student", no_wrap=True)
+    cols = ["ok %", "p50 s", "p95 s", "p99 s", "peak MB", "tokens", "Wh", "tok/Wh"]
+    if prices.price_per_kwh is not None:
+        cols.append(f"cost {cur}".strip())
+    for col in cols:
+        table.add_column(col, justify="right", no_wrap=True)
+    for r in rows:
+        cells = [_pct(r.get("success_rate")), _f(r.get("seconds_p50")), _f(r.get("seconds_p95")),
+                 _f(r.get("seconds_p99")), _f(r.get("vram_peak_max_mb"), "{:,.0f}"),
+                 _f(r.get("tokens_total"), "{:,.0f}"), _f(r.get("energy_wh")), _f(r.get("tokens_per_wh"), "{:,.0f}")]
+        if prices.price_per_kwh is not None:
+            cells.append("—" if r.get("cost") is None else fmt_money(r["cost"]))
+        table.add_row(Text(r["student"]), *cells)
+    console.print(table)
+
+    wh = totals["energy_wh"]
+    if wh is None:
+        console.print(Text("Energy: not measured — no run has power readings (NVML gives none without an NVIDIA "
+                           "driver, or on a card that does not report power)."))
+    else:
+        per_wh = totals["tokens_per_wh"]
+        line = (f"Energy: {fmt_energy(wh)} over the {totals['energy_runs']} runs measured"
+                f"{f', {per_wh:,.0f} tokens per Wh' if per_wh is not None else ''}")
+        if totals["cost"] is not None:
+            line += (f"; cost {fmt_money(totals['cost'], cur)} at {fmt_money(prices.price_per_kwh or 0, cur)} "
+                     "per kWh")
+        else:
+            line += "; cost: no price set (cost.price_per_kwh, or RHTUI_COST__PRICE_PER_KWH)"
+        console.print(Text(line))
+        if totals["comparison"] is not None:
+            console.print(Text(str(totals["comparison"])))
+        elif totals["cost_per_mtok"] is not None:
+            console.print(Text(f"local: {fmt_money(totals['cost_per_mtok'], cur)} per Mtok (set "
+                               "cost.api_price_per_mtok to compare with an API)"))
+
+    if not cycles:
         return
-    w = csv.DictWriter(out, fieldnames=list(rows[0]))
+    shown = cycles[-CYCLES_SHOWN:]
+    title = ("\nCycles" if len(shown) == len(cycles) else
+             f"\nCycles — the latest {len(shown)} of {len(cycles)} (all of them: --format csv or json)")
+    table = Table(title=title, title_justify="left")
+    for col in ("session", "cycle", "started", "seconds", "completed", "skipped", "failed", "tokens", "Wh"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for c in shown:
+        table.add_row(
+            f"#{c.session_id}", str(c.cycle), time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(c.started_at)),
+            _f(c.seconds), str(c.completed), str(c.skipped), str(c.failed), f"{c.tokens:,}",
+            _f(energy_wh(c.energy_j), "{:,.2f}"),
+        )
+    console.print(table)
+
+
+def _write_csv(out: IO[str], rows: list[dict], fieldnames: list[str] | None = None) -> None:
+    """Rows as CSV; every text cell sanitised and a formula-like one neutralised (`csv_cell`):
+    error text a server sent, and model names, are untrusted. No rows: `fieldnames` alone, if given."""
+    if not rows and not fieldnames:
+        return
+    w = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else fieldnames or [])
     w.writeheader()
     w.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)
 

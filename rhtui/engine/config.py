@@ -12,11 +12,20 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -122,6 +131,92 @@ class SessionOptions(_Section):
     """Seed for choosing research prompts (None: random)."""
 
 
+def is_loopback(host: str) -> bool:
+    """An address only this machine reaches: localhost or a loopback IP (127.0.0.0/8, ::1)."""
+    import ipaddress
+
+    name = host.strip().strip("[]").lower()
+    if name in ("localhost", "localhost.", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+class MetricsPolicy(_Section):
+    """Prometheus metrics of the running engine (`/metrics`, see rhtui.engine.metrics)."""
+
+    port: int | None = Field(None, ge=0, le=65535)
+    """Serve /metrics on this port while the engine runs (--metrics-port; None: no metrics server;
+    0: any free port, said at start)."""
+    allow_remote: bool = False
+    """Allow a host that is not loopback (a Prometheus on another machine scrapes this one)."""
+    host: str = "127.0.0.1"
+    """The address /metrics listens on. It has no authentication, so an address other machines
+    can reach (0.0.0.0, a LAN address, a host name) is refused unless allow_remote = true."""
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str, info: ValidationInfo) -> str:
+        v = v.strip().strip("[]")
+        if not v:
+            raise ValueError("is empty: give an address to listen on (leave the key out for 127.0.0.1)")
+        if not info.data.get("allow_remote") and not is_loopback(v):
+            raise ValueError(
+                f"{v!r} is not a loopback address: any machine that reaches it could read the metrics (there is "
+                "no authentication); use 127.0.0.1, ::1 or localhost, or set metrics.allow_remote = true "
+                "(RHTUI_METRICS__ALLOW_REMOTE=1) if that is what you want"
+            )
+        return v
+
+
+class AlertsPolicy(_Section):
+    """When rhtui alerts a person (a notification in the dashboard, a log line, an `Alert` event) and what
+    else it runs then. The rules are in rhtui/engine/alerts.py."""
+
+    command: str | None = None
+    """Run on each alert with the alert as JSON on stdin, e.g. a webhook:
+    "curl -fsS -H 'Content-Type: application/json' --data-binary @- https://hooks.example/rhtui". Split like a
+    shell line but run without a shell (`sh -c '…'` for one); RHTUI_ALERT_TITLE, RHTUI_ALERT_MESSAGE,
+    RHTUI_ALERT_KIND and RHTUI_ALERT_SEVERITY are set in its environment, so a desktop notification is
+    "sh -c 'notify-send \"$RHTUI_ALERT_TITLE\" \"$RHTUI_ALERT_MESSAGE\"'". None or "": no command."""
+    command_timeout_s: float = Field(10.0, gt=0.0, le=600)
+    """Real seconds the command may run before it is killed (it never holds the engine up)."""
+    min_interval_s: float = Field(300.0, ge=0.0, le=30 * 86_400)
+    """The same alert (its kind, and its student for a student's alert) is raised at most once in this many
+    seconds of the engine clock (in the demo, --speed shortens them); 0: every time its condition begins."""
+    max_temp_c: float | None = Field(85.0, gt=0.0, le=150.0)
+    """An alert when the GPU's temperature passes this (°C); None: no temperature alert."""
+    backend_down_s: float = Field(60.0, gt=0.0, le=30 * 86_400)
+    """An alert when Ollama has been unreachable this many seconds of the engine clock."""
+    slow_drop: float = Field(0.30, gt=0.0, lt=1.0)
+    """A student is degraded when a run's tok/s is more than this share below its learned mean (0.30: 30 %)."""
+
+    @field_validator("command")
+    @classmethod
+    def _command_line(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        try:
+            shlex.split(v)
+        except ValueError as exc:  # an unclosed quotation
+            raise ValueError(f"is not a command line ({exc}): quote it as a shell would") from None
+        return v
+
+
+class CostPolicy(_Section):
+    """What energy costs here, and an API's price to compare with (`rhtui report`, the status bar)."""
+
+    price_per_kwh: float | None = Field(None, ge=0.0, le=1_000)
+    """Price of a kWh of electricity, in your currency (None: not set; energy is shown, no cost)."""
+    api_price_per_mtok: float | None = Field(None, ge=0.0, le=1_000_000)
+    """Price of a million output tokens from an API, in the same currency, to compare the cost of a
+    million tokens here with (None: no comparison)."""
+    currency: str = Field("", max_length=8, pattern=r"^[^\x00-\x1f\x7f]*$")
+    """Shown after every amount (e.g. "EUR", "$"; empty: the amounts alone)."""
+
+
 class Settings(BaseSettings):
     """All of rhtui's settings."""
 
@@ -151,6 +246,9 @@ class Settings(BaseSettings):
     """Hardware samples older than this are purged at start."""
     budget: BudgetPolicy = Field(default_factory=BudgetPolicy)
     session: SessionOptions = Field(default_factory=SessionOptions)
+    cost: CostPolicy = Field(default_factory=CostPolicy)
+    alerts: AlertsPolicy = Field(default_factory=AlertsPolicy)
+    metrics: MetricsPolicy = Field(default_factory=MetricsPolicy)
     students: list[StudentSpec] = Field(default_factory=lambda: [StudentSpec(name=n) for n in DEFAULT_STUDENTS])
 
     @field_validator("ollama_host")
@@ -253,6 +351,7 @@ FLAG_NAMES = {
     ("session", "duration_min"): "--duration",
     ("session", "name"): "--session",
     ("budget", "timeout_s"): "--timeout",
+    ("metrics", "port"): "--metrics-port",
 }
 
 
@@ -345,7 +444,7 @@ def _env_json_error(exc: SettingsError) -> str:
     example = (
         f"set one key with {name}__KEY (e.g. RHTUI_BUDGET__RESERVE_MB=2048), or the whole section as a JSON "
         "object (e.g. RHTUI_BUDGET='{\"reserve_mb\": 2048}')"
-        if field in ("budget", "session")
+        if field in ("budget", "session", "alerts", "cost", "metrics")
         else f"a JSON list, e.g. {name}='[{{\"name\": \"my-student\", \"model\": \"llama3.1:8b\"}}]'"
         if field == "students"
         else "a JSON value"

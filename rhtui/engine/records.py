@@ -59,6 +59,51 @@ class StudentStats:
 
 
 @dataclass(frozen=True, slots=True)
+class StudentAnalysis:
+    """Per student, what `rhtui report` adds to the averages: success, seconds percentiles, the
+    highest VRAM peak, tokens and energy (`Store.student_analysis`)."""
+
+    student: str
+    attempts: int
+    """Runs that were tried: every status but skipped."""
+    ok_runs: int
+    skipped: int
+    success_rate: float | None
+    """ok_runs / attempts (None without an attempt)."""
+    seconds_p50: float | None
+    """Nearest-rank percentiles of total_s over the ok runs: a value that was measured."""
+    seconds_p95: float | None
+    seconds_p99: float | None
+    vram_peak_max_mb: float | None
+    """The highest card VRAM seen during any of its runs (the max of vram_peak_mb, never a mean)."""
+    tokens: int
+    """Tokens of its ok runs."""
+    energy_j: float | None
+    """Energy of all its runs (failed ones cost power too); None when no run had power readings."""
+    energy_runs: int
+    """How many of its runs have an energy figure."""
+
+
+@dataclass(frozen=True, slots=True)
+class CycleSummary:
+    """One cycle of a session, counted from its runs (`Store.cycle_summary`)."""
+
+    session_id: int
+    cycle: int
+    started_at: float
+    seconds: float | None
+    """How long the cycle took (engine clock); None while it runs or if it was never closed."""
+    completed: int
+    skipped: int
+    failed: int
+    """Runs that ended timeout, error, aborted or emergency."""
+    tokens: int
+    """Tokens of its ok runs."""
+    energy_j: float | None
+    """Energy of its runs; None when none had power readings."""
+
+
+@dataclass(frozen=True, slots=True)
 class TimelinePoint:
     ts: float
     vram_used_mb: float | None

@@ -45,10 +45,21 @@ from typing import Any, Literal
 import aiosqlite
 
 from rhtui.engine.hardware import HardwareSnapshot
-from rhtui.engine.records import RUN_STATUSES, RunRecord, SessionInfo, StudentStats, TimelinePoint
+from rhtui.engine.records import (
+    RUN_STATUSES,
+    CycleSummary,
+    RunRecord,
+    SessionInfo,
+    StudentAnalysis,
+    StudentStats,
+    TimelinePoint,
+)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The schema this program writes: len(MIGRATIONS)."""
+MIN_READ_VERSION = 3
+"""The oldest schema a reader (`report`, `export`, `watch`) reads as it is, through a read-only
+connection: v4 only added generated columns that rhtui itself never reads."""
 APPLICATION_ID = 0x72687475
 """`PRAGMA application_id` of an rhtui database ('rhtu')."""
 FAILURE_STATUSES: tuple[str, ...] = ("timeout", "error", "aborted", "emergency")
@@ -110,6 +121,20 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
             ts REAL NOT NULL, command TEXT NOT NULL, arg TEXT, taken_at REAL)""",
         "CREATE INDEX controls_pending ON controls(session_id, taken_at, id)",
+    ),
+    # v4: the original system's column names, so that its analysis queries run as written (README,
+    # "Analysing the database"). Generated (VIRTUAL: computed when read, nothing stored):
+    # student_runs.time_seconds = total_s (Ollama's total_duration: load, prompt and generation),
+    # student_runs.vram_used_mb = vram_mb (the model's resident VRAM), and on hardware_snapshots
+    # timestamp = ts as ISO 8601 UTC text ('2025-01-31T14:05:09.250Z', which sorts as time does),
+    # vram_used = vram_used_mb and vram_total = vram_total_mb (the card's, MB).
+    (
+        "ALTER TABLE student_runs ADD COLUMN time_seconds REAL GENERATED ALWAYS AS (total_s) VIRTUAL",
+        "ALTER TABLE student_runs ADD COLUMN vram_used_mb REAL GENERATED ALWAYS AS (vram_mb) VIRTUAL",
+        "ALTER TABLE hardware_snapshots ADD COLUMN timestamp TEXT "
+        "GENERATED ALWAYS AS (strftime('%Y-%m-%dT%H:%M:%fZ', ts, 'unixepoch')) VIRTUAL",
+        "ALTER TABLE hardware_snapshots ADD COLUMN vram_used REAL GENERATED ALWAYS AS (vram_used_mb) VIRTUAL",
+        "ALTER TABLE hardware_snapshots ADD COLUMN vram_total REAL GENERATED ALWAYS AS (vram_total_mb) VIRTUAL",
     ),
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
@@ -281,7 +306,8 @@ async def repair(db: aiosqlite.Connection, steps: Sequence[Sequence[str]] = MIGR
         for table, added in columns.items():
             if table not in have or not added:
                 continue
-            cols = {r[1].lower() for r in await db.execute_fetchall(f"PRAGMA table_info({table})")}
+            # table_xinfo: table_info leaves generated columns out
+            cols = {r[1].lower() for r in await db.execute_fetchall(f"PRAGMA table_xinfo({table})")}
             out.extend((f"{table}.{col}", alter) for col, alter in added if col not in cols)
         return out
 
@@ -468,11 +494,11 @@ class Store:
             await db.close()
             raise StoreError(f"cannot read the database {path} (read-only): {exc}; copy it to a writable place "
                              "and point --data-dir there") from exc
-        if version < SCHEMA_VERSION:
+        if version < MIN_READ_VERSION:
             await db.close()
             raise StoreError(f"{path} cannot be written and was made by an older rhtui (schema v{version}, this "
-                             f"one reads v{SCHEMA_VERSION}): copy it to a writable place and point --data-dir "
-                             "there, so that rhtui can bring it up to date")
+                             f"one reads v{MIN_READ_VERSION} or newer): copy it to a writable place and point "
+                             "--data-dir there, so that rhtui can bring it up to date")
         return cls(db, path, snapshot_batch, read_only=True)
 
     async def close(self) -> None:
@@ -849,6 +875,71 @@ class Store:
             ORDER BY agg.student""",
             params)
         return [StudentStats(*r) for r in rows]
+
+    async def student_analysis(self, session_name: str | None = None,
+                               session_id: int | None = None) -> list[StudentAnalysis]:
+        """Per student (by name, sorted): attempts, ok runs, skips, success rate, the p50/p95/p99 of
+        total_s over the ok runs, the max of vram_peak_mb over every run, ok tokens and energy.
+
+        Selected as `student_stats` selects. Percentiles are nearest-rank (the ceil(q n)-th smallest,
+        a measured value), as `student_stats`' p95 is; one query with ROW_NUMBER and COUNT windows.
+        """
+        where, params = _session_filter(session_id, session_name)
+        rank = "(cnt * {q} + 99) / 100"
+        rows = await self._all(
+            f"""WITH base AS (SELECT student, status, total_s, tokens, vram_peak_mb, energy_j
+                              FROM student_runs WHERE {where}),
+                agg AS (
+                    SELECT student, SUM(status != 'skipped') AS attempts, SUM(status = 'ok') AS ok_runs,
+                           SUM(status = 'skipped') AS skipped, MAX(vram_peak_mb) AS peak,
+                           COALESCE(SUM(CASE WHEN status = 'ok' THEN tokens END), 0) AS tokens,
+                           SUM(energy_j) AS energy_j, COUNT(energy_j) AS energy_runs
+                    FROM base GROUP BY student),
+                ranked AS (
+                    SELECT student, total_s,
+                           ROW_NUMBER() OVER (PARTITION BY student ORDER BY total_s) AS rn,
+                           COUNT(*) OVER (PARTITION BY student) AS cnt
+                    FROM base WHERE status = 'ok' AND total_s IS NOT NULL),
+                pct AS (
+                    SELECT student,
+                           MAX(CASE WHEN rn = {rank.format(q=50)} THEN total_s END) AS p50,
+                           MAX(CASE WHEN rn = {rank.format(q=95)} THEN total_s END) AS p95,
+                           MAX(CASE WHEN rn = {rank.format(q=99)} THEN total_s END) AS p99
+                    FROM ranked GROUP BY student)
+            SELECT agg.student, agg.attempts, agg.ok_runs, agg.skipped,
+                   CASE WHEN agg.attempts > 0 THEN CAST(agg.ok_runs AS REAL) / agg.attempts END,
+                   pct.p50, pct.p95, pct.p99, agg.peak, agg.tokens, agg.energy_j, agg.energy_runs
+            FROM agg LEFT JOIN pct USING (student)
+            ORDER BY agg.student""",
+            params)
+        return [StudentAnalysis(*r) for r in rows]
+
+    async def cycle_summary(self, session_name: str | None = None, session_id: int | None = None,
+                            limit: int | None = None) -> list[CycleSummary]:
+        """Each cycle, oldest first (with `limit`, the latest `limit` of them): when it started, how
+        long it took, and its runs counted: completed, skipped, failed, ok tokens, energy."""
+        where, params = _session_filter(session_id, session_name)
+        cycles_where, _ = _session_filter(session_id, session_name, "c.session_id")
+        failures = ", ".join(f"'{s}'" for s in FAILURE_STATUSES)
+        # the runs counted per (session, cycle) first, then joined to their cycles: one pass over each table
+        sql = (
+            f"""WITH r AS (
+                    SELECT session_id, cycle, SUM(status = 'ok') AS ok, SUM(status = 'skipped') AS skipped,
+                           SUM(status IN ({failures})) AS failed,
+                           COALESCE(SUM(CASE WHEN status = 'ok' THEN tokens END), 0) AS tokens,
+                           SUM(energy_j) AS energy_j
+                    FROM student_runs WHERE {where} GROUP BY session_id, cycle)
+                SELECT c.session_id, c.n, c.started_at, CASE WHEN c.ended_at IS NOT NULL THEN c.seconds END,
+                       COALESCE(r.ok, 0), COALESCE(r.skipped, 0), COALESCE(r.failed, 0), COALESCE(r.tokens, 0),
+                       r.energy_j
+                FROM cycles AS c LEFT JOIN r ON r.session_id = c.session_id AND r.cycle = c.n
+                WHERE {cycles_where} ORDER BY c.started_at DESC, c.id DESC""")
+        params = [*params, *params]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        rows = await self._all(sql, params)
+        return [CycleSummary(*r) for r in reversed(rows)]
 
     async def vram_timeline(self, session_id: int | None = None, session_name: str | None = None,
                             start_ts: float | None = None, end_ts: float | None = None,

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import time
 from collections.abc import Callable, Coroutine, Iterable
 from types import FrameType
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -27,6 +28,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.dom import DOMNode
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState
 
@@ -60,6 +62,9 @@ from rhtui.tui.widgets.vram_chart import VramSeries
 
 VIEWS = ("dashboard", "charts", "proposals", "history")
 FRIENDLY_NAMES = {"StudentQueue": "Student table", "RunsTable": "Runs table", "ProposalList": "Proposal list"}
+ALERT_SEVERITY: dict[str, SeverityLevel] = {"info": "information", "warning": "warning", "error": "error"}
+ALERT_TIMEOUT_S = {"info": 8.0, "warning": 15.0, "error": 30.0}
+"""How long an alert's notification stays (an error longer: it may need doing something)."""
 QUIT_TIMEOUT_S = 60.0
 """How long a graceful quit waits for the engine to cancel, unload and flush before giving up."""
 FORCED_STOP_S = 10.0
@@ -168,6 +173,8 @@ class RhtuiApp(StopOnUnhandledError, InstantModeSwitch, App[int]):
             duration_s=settings.session.duration_min * 60.0 * float(clock.speed or 1.0),
             budget=settings.budget,
             sample_interval_s=settings.sample_interval_s,
+            price_per_kwh=settings.cost.price_per_kwh,
+            currency=settings.cost.currency,
         )
         self.quitting = False
         self.hung_up = False
@@ -189,6 +196,8 @@ class RhtuiApp(StopOnUnhandledError, InstantModeSwitch, App[int]):
         """Full garbage collections wait for a pause in the input (see rhtui/tui/idle_gc.py)."""
         self._gc_timer: asyncio.TimerHandle | None = None
         self._ui_loop: asyncio.AbstractEventLoop | None = None
+        self.alerts_since = time.time()
+        """Alerts raised before this (wall clock) are in the log but not notified: `rhtui watch` replays the past."""
         """The loop the app runs on, for callbacks from other threads (set on mount)."""
 
     # -- life cycle --------------------------------------------------------------
@@ -383,6 +392,9 @@ class RhtuiApp(StopOnUnhandledError, InstantModeSwitch, App[int]):
         event = message.event
         self.model.apply(event)
         self._schedule_sync()
+        if isinstance(event, ev.Alert) and event.raised_at >= self.alerts_since:
+            self.notify(event.message, title=event.title, severity=ALERT_SEVERITY[event.severity],
+                        timeout=ALERT_TIMEOUT_S[event.severity], markup=False)
 
     def _schedule_sync(self) -> None:
         if not self._sync_pending:

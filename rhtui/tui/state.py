@@ -25,6 +25,7 @@ from typing import Any
 
 from rhtui.engine import events as ev
 from rhtui.engine.config import BudgetPolicy
+from rhtui.engine.cost import cost_of, energy_wh
 from rhtui.engine.eventlog import format_event
 from rhtui.engine.hardware import HardwareSnapshot
 from rhtui.engine.records import RunRecord, StudentStats
@@ -161,6 +162,8 @@ class UiModel:
         duration_s: float,
         budget: BudgetPolicy,
         sample_interval_s: float = 1.0,
+        price_per_kwh: float | None = None,
+        currency: str = "",
     ) -> None:
         self.versions: dict[str, int] = dict.fromkeys(AREAS, 0)
         self.session_name = session_name
@@ -204,6 +207,13 @@ class UiModel:
         self.timeline = Timeline(width_s=max(1.0, 2.5 * sample_interval_s))
         self.runs_total = 0
         self.tokens_total = 0
+        self.energy_j_total = 0.0
+        """Energy of this session's runs (their energy_j), as `rhtui report` sums it."""
+        self.power_measured = False
+        """A run had an energy figure, or a sample a power reading: else the energy is N/A."""
+        self.price_per_kwh = price_per_kwh
+        """`cost.price_per_kwh` (None: no cost shown)."""
+        self.currency = currency
 
     # -- helpers -------------------------------------------------------------
 
@@ -239,6 +249,16 @@ class UiModel:
         if end is None:
             return 0.0
         return max(0.0, end - self.started_ts)
+
+    @property
+    def energy_wh(self) -> float | None:
+        """The session's energy so far (Wh); None while no power was measured."""
+        return energy_wh(self.energy_j_total) if self.power_measured else None
+
+    @property
+    def cost(self) -> float | None:
+        """What the session's energy cost at `price_per_kwh`; None without a price or a measure."""
+        return cost_of(self.energy_wh, self.price_per_kwh)
 
     @property
     def remaining_s(self) -> float | None:
@@ -295,6 +315,9 @@ class UiModel:
     def _hardware(self, e: ev.HardwareSampled) -> None:
         s = e.snapshot
         self.snapshot = s
+        if s.power_w is not None and not self.power_measured:
+            self.power_measured = True
+            self.bump("status")
         self.vram_source = e.vram_source
         self.bump("gauges")
         if self.timeline.add(s.ts, s.vram_used_mb, s.vram_total_mb):
@@ -421,6 +444,9 @@ class UiModel:
             r.vram.append(run.vram_mb)
         self.runs_total += 1
         self.tokens_total += run.tokens or 0
+        if run.energy_j is not None:
+            self.energy_j_total += run.energy_j
+            self.power_measured = True
         self.history_seq += 1
         self.history.append(
             HistoryRow(

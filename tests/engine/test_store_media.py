@@ -14,7 +14,7 @@ from rich.console import Console
 from rhtui.commands.report import export_data, print_report
 from rhtui.engine import store as store_mod
 from rhtui.engine.records import RunRecord
-from rhtui.engine.store import SCHEMA_VERSION, Store, StoreError, open_mode
+from rhtui.engine.store import MIN_READ_VERSION, SCHEMA_VERSION, Store, StoreError, open_mode
 
 
 def deny_writes(monkeypatch, *paths: Path) -> None:
@@ -90,7 +90,7 @@ async def test_a_read_only_database_of_an_older_schema_is_refused_with_what_to_d
     db = tmp_path / "rhtui.db"
     await a_database(db)
     with sqlite3.connect(db) as c:
-        c.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
+        c.execute(f"PRAGMA user_version = {MIN_READ_VERSION - 1}")
     deny_writes(monkeypatch, db, tmp_path)
     with pytest.raises(StoreError, match="copy it to a writable place and point --data-dir there"):
         await Store.open(db, mode="auto")

@@ -10,6 +10,7 @@ from textual.containers import Horizontal
 from textual.widget import Widget
 from textual.widgets import Static
 
+from rhtui.engine.cost import fmt_energy, fmt_money
 from rhtui.tui.text import fmt_hms, fmt_int, one_line
 
 VIEWS: tuple[tuple[str, str, str], ...] = (
@@ -45,6 +46,11 @@ class StatusInfo:
     backend_version: str | None
     backend_down: bool
     speed: float = 1.0
+    energy_wh: float | None = None
+    """The session's energy so far; None: no power measured (shown N/A)."""
+    cost: float | None = None
+    """What that energy cost (None: no price set, cost.price_per_kwh; not shown)."""
+    currency: str = ""
 
 
 class StatusBar(Widget):
@@ -128,6 +134,11 @@ class StatusBar(Widget):
         room = self.size.width - len(label) - 4 if self.size.width else 200
         if info.tokens and len(" · ".join(parts)) + len(fmt_int(info.tokens)) + 10 <= room:
             parts.append(f"{fmt_int(info.tokens)} tokens")
+        # the session's energy, then its cost, each where it fits
+        for extra in (fmt_energy(info.energy_wh) if info.energy_wh is not None else "energy N/A",
+                      f"cost {fmt_money(info.cost, info.currency)}" if info.cost is not None else ""):
+            if extra and len(" · ".join(parts)) + len(extra) + 3 <= room:
+                parts.append(extra)
         line = " · ".join(parts)
         # fixed-size lines: update without a layout pass (this one changes every second)
         self._set("info", line, lambda: self.query_one("#sb-info", Static).update(Text(line, end=""), layout=False))
