@@ -117,7 +117,8 @@ def run_record(student: str, cycle: int, *, status: RunStatus = "ok", start: flo
         load_s=1.9, prompt_s=0.4, eval_s=secs - 2.3 if ok else None, total_s=secs if ok else secs / 2,
         wall_s=secs if ok else secs / 2, prompt_tokens=420, tokens=tokens if ok else tokens // 3,
         tok_per_s=round(tokens / (secs - 2.3), 1), vram_mb=vram, vram_peak_mb=vram + 900,
-        vram_delta_mb=vram - 12, energy_j=None, id=(cycle - 1) * len(STUDENTS) + STUDENTS.index(student) + 1,
+        vram_delta_mb=vram - 12, energy_j=round(177.0 * (secs if ok else secs / 2), 1),  # ~177 W while it ran
+        id=(cycle - 1) * len(STUDENTS) + STUDENTS.index(student) + 1,
         proposal=proposal if proposal is not None else (
             f"# {student}: cycle {cycle}\n\nA proposal on the zeros of ζ(s) on the critical line.\n\n"
             "1. Study the explicit formula.\n2. Bound the error term.\n" if ok else ""),
