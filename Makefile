@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO_ARGS ?=
 
-.PHONY: all demo demo-headless test lint bench clean
+.PHONY: all demo demo-headless test lint bench clean browser-test
 
 all: test
 
@@ -28,6 +28,14 @@ demo-headless: $(STAMP)
 ## make test: the whole suite
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+## make browser-test: `rhtui serve` in a real headless Chromium (installs Debian's chromium if missing); saves docs/serve-screenshot.png
+browser-test: $(STAMP)
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { echo "chromium is not installed: installing Debian's (apt-get)"; \
+	    $(if $(filter 0,$(shell id -u)),,sudo) apt-get update && \
+	    $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y chromium; }
+	BROWSER_SCREENSHOT=docs/serve-screenshot.png $(BIN)/python -m pytest -q -rs -m browser tests/web/test_browser.py
 
 ## make lint: the static checks: ruff (style, imports, likely bugs), mypy (types), the import contracts (layers)
 lint: $(STAMP)

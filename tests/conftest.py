@@ -1,5 +1,6 @@
 """Suite-wide guards: no test reaches any address but loopback, and no test reads the
-user's own config or data (XDG dirs point into a temporary folder)."""
+user's own config or data (XDG dirs point into a temporary folder). Also `replay`: Ollama's
+documented answers replayed on loopback (tests/ollama_replay.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import ipaddress
 import socket
 
 import pytest
+
+from tests.ollama_replay import replayed
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
@@ -54,3 +57,10 @@ def _isolated_xdg(tmp_path, monkeypatch):
         if var.startswith("RHTUI_") or var in ("OLLAMA_HOST", "OLLAMA_NUM_PARALLEL"):
             monkeypatch.delenv(var, raising=False)
     yield
+
+
+@pytest.fixture
+async def replay():
+    """(Replay, OllamaBackend): queue fixtures on the Replay, call Ollama through the backend."""
+    async with replayed() as pair:
+        yield pair
