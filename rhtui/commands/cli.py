@@ -42,7 +42,7 @@ from rhtui.commands.models import models_app
 from rhtui.commands.serve import SERVE_CONTEXT, serve_command
 from rhtui.commands.service import service_app
 from rhtui.commands.students import students_app
-from rhtui.engine.config import Settings
+from rhtui.engine.config import Settings, is_loopback
 
 if TYPE_CHECKING:
     from rhtui.engine.clock import Clock
@@ -355,7 +355,7 @@ def sim(
     from rhtui.sim.scenario import ScenarioError
     from rhtui.sim.server import serve
 
-    if not allow_remote and not _loopback(bind):
+    if not allow_remote and not is_loopback(bind):
         make_console(stderr=True).print(Text(
             f"rhtui: --bind {bind} is not a loopback address: any machine that reaches it could drive the "
             "simulator, which has no authentication (it serves Ollama's API, create and delete included). "
@@ -373,19 +373,6 @@ def sim(
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         pass
-
-
-def _loopback(bind: str) -> bool:
-    """A --bind address only this machine reaches: localhost or a loopback IP (127.0.0.0/8, ::1)."""
-    import ipaddress
-
-    name = bind.strip().strip("[]").lower()
-    if name in ("localhost", "localhost.", "ip6-localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def _output_failed(exc: OSError) -> int:

@@ -126,3 +126,15 @@ async def make_engine(sim, store, tmp_path):
     yield build
     for b in backends:
         await b.close()
+
+
+def spike_when_running(sim, student: str = "rh-alpha", fraction: float = 0.97, seconds: float = 10):
+    """An event subscriber: once `student` is running, another process takes the card to `fraction`
+    of its total for `seconds` simulated seconds."""
+    total = sim.world.scenario.gpu.total_mb
+
+    def spike(event) -> None:
+        if isinstance(event, ev.StudentPhaseChanged) and event.phase == "running" and event.student == student:
+            sim.world.add_external(fraction * total - sim.world.vram_used_mb(), seconds)
+
+    return spike

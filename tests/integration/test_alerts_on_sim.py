@@ -16,6 +16,7 @@ from rich.console import Console
 
 from rhtui.commands.headless import LinePrinter
 from rhtui.engine import events as ev
+from tests.integration.conftest import spike_when_running
 
 pytestmark = pytest.mark.integration
 
@@ -69,13 +70,7 @@ async def test_an_emergency_stop_raises_an_error_alert(sim, store, make_engine, 
     # the other process leaves after 10 s; the guard resumes after 30 s under the limit
     orch, rec = make_engine(budget={"cooldown_s": 30},
                             alerts={"command": command_writing_to(out), "command_timeout_s": 30})
-    total = sim.world.scenario.gpu.total_mb
-
-    def spike(event):
-        if isinstance(event, ev.StudentPhaseChanged) and event.phase == "running" and event.student == "rh-alpha":
-            sim.world.add_external(0.97 * total - sim.world.vram_used_mb(), 10)  # 10 simulated seconds
-
-    orch.bus.subscribe(spike)
+    orch.bus.subscribe(spike_when_running(sim, "rh-alpha", 0.97, 10))  # 10 simulated seconds
     await asyncio.wait_for(orch.run(), 60)
     emergency = [a for a in rec.of(ev.Alert) if a.kind == "emergency"]
     assert len(emergency) == 1 and emergency[0].severity == "error"

@@ -13,6 +13,7 @@ from rhtui.engine.config import Settings
 from rhtui.engine.orchestrator import Orchestrator
 from rhtui.sim.scenario import load_scenario
 from tests.helpers import until_async
+from tests.integration.conftest import spike_when_running
 
 pytestmark = pytest.mark.integration
 
@@ -113,13 +114,7 @@ async def test_an_external_spike_past_95_percent_triggers_the_emergency_path(sim
 async def test_emergency_clears_after_the_cooldown(sim, store, make_engine):
     # the other process leaves after 10 s; the guard waits 30 s under the limit before resuming
     orch, rec = make_engine(budget={"cooldown_s": 30}, session={"max_cycles": 1})
-    total = sim.world.scenario.gpu.total_mb
-
-    def spike(event):
-        if isinstance(event, ev.StudentPhaseChanged) and event.phase == "running" and event.student == "rh-alpha":
-            sim.world.add_external(0.97 * total - sim.world.vram_used_mb(), 10)  # 10 simulated seconds
-
-    orch.bus.subscribe(spike)
+    orch.bus.subscribe(spike_when_running(sim, "rh-alpha", 0.97, 10))  # 10 simulated seconds
     await asyncio.wait_for(orch.run(), 60)
     assert rec.of(ev.EmergencyStop) and rec.of(ev.EmergencyCleared)
     got = await store.runs(session_id=orch.session_id)

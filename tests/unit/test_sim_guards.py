@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from rhtui.commands.cli import MAX_DEMO_SPEED, _loopback, app
+from rhtui.commands.cli import MAX_DEMO_SPEED, app
+from rhtui.engine.config import is_loopback
 
 
 @pytest.mark.parametrize("bind", ["0.0.0.0", "::", "192.0.2.10", "gpu-box", "10.0.0.1"])
@@ -19,7 +20,7 @@ def test_sim_refuses_a_non_loopback_bind(bind):
 @pytest.mark.parametrize(("bind", "ok"), [("127.0.0.1", True), ("127.1.2.3", True), ("::1", True), ("[::1]", True),
                                           ("localhost", True), ("0.0.0.0", False), ("::", False), ("box", False)])
 def test_loopback(bind, ok):
-    assert _loopback(bind) is ok
+    assert is_loopback(bind) is ok
 
 
 def test_sim_with_allow_remote_gets_past_the_guard(monkeypatch):
