@@ -66,6 +66,7 @@ UNLOAD_WAIT_S, UNLOAD_POLL_S = 5.0, 0.05
 PROFILE_WINDOW = 200  # runs per student a learned profile is computed from
 TREND_WINDOW_S = 180.0  # engine-clock seconds of samples the VRAM trend is fitted on
 IDLE_RETRY_S = 15.0  # engine-clock seconds to wait after a cycle in which no student could run
+IDLE_RETRY_MAX_S = 120.0  # the wait doubles while cycle after cycle nobody can run, up to this
 BACKEND_RETRY_S = (1.0, 10.0)  # engine-clock seconds between tries while Ollama is down: first, most
 PRESESSION_EVENTS_KEPT = 200  # events from before the session's row exists, stored once it does
 # Ollama answers HTTP 503 "server busy" when its queue is full (OLLAMA_MAX_QUEUE): the student is
@@ -479,6 +480,7 @@ class Orchestrator:
 
     async def _cycles(self) -> str:
         max_cycles = self.settings.session.max_cycles
+        idle_streak = 0  # cycles in a row in which no student could run
         while True:
             await self._runnable.wait()
             if self._stop.is_set():
@@ -505,10 +507,15 @@ class Orchestrator:
                 await self._idle(wait)
                 continue
             if attempted:
+                idle_streak = 0
                 continue
-            # nobody could run (the card is taken, every student disabled or missing): wait, then retry
-            self.log("warning", f"no student could run in cycle {self.cycle}; next try in {IDLE_RETRY_S:.0f} s")
-            await self._idle(IDLE_RETRY_S)
+            # nobody could run (the card is taken, every student disabled or missing): wait, then retry;
+            # the wait doubles while it lasts, so a card held for hours is not a row of skips every 15 s
+            wait = min(IDLE_RETRY_S * 2**idle_streak, IDLE_RETRY_MAX_S)
+            idle_streak += 1
+            self.log("warning", f"no student could run in cycle {self.cycle}; next try in {wait:.0f} s"
+                     + (" (doubling while nobody can run)" if idle_streak > 1 else ""))
+            await self._idle(wait)
 
     async def _idle(self, seconds: float) -> None:
         """Wait between cycles, `seconds` of the engine clock at most (never past the session's end);

@@ -253,3 +253,15 @@ async def test_the_engine_keeps_costs_not_proposals_in_memory(sim, store, make_e
     kept = orch._history["rh-alpha"]
     assert len(kept) == 1 and kept[0].id == stored[-1].id and kept[0].proposal == ""
     assert orch.latest_profiles["rh-alpha"].runs == 1
+
+
+async def test_a_card_held_by_another_process_is_retried_ever_less_often(sim, store, make_engine):
+    """Cycle after cycle in which nobody fits: the wait doubles (15, 30, 60, 120, 120 s), so a card
+    held for hours leaves a few skips an hour in the database, not six every 15 s."""
+    sim.world.add_external(0.8 * sim.world.scenario.gpu.total_mb, 3600)  # an hour of a card too full for anyone
+    orch, rec = make_engine(session={"max_cycles": 6})
+    await asyncio.wait_for(orch.run(), 60)
+    waits = [e.text for e in rec.of(ev.LogMessage) if "no student could run" in e.text]
+    assert [w.split("next try in ")[1].split(" s")[0] for w in waits] == ["15", "30", "60", "120", "120", "120"]
+    runs = await store.runs(session_id=orch.session_id)
+    assert runs and all(r.status == "skipped" for r in runs)
