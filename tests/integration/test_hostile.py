@@ -198,7 +198,9 @@ async def test_the_engine_survives_the_hostile_world(sim, store, tmp_path):
 
     # the order of it all
     assert t_stop < t_clear < t_down < t_up < t_stop2 < t_clear2
-    assert [type(e).__name__ for _, e in timeline.items[-2:]] == ["SessionFinished", "StateChanged"]
+    # the session's end, its alert, then the final state
+    assert [type(e).__name__ for _, e in timeline.items[-3:]] == ["SessionFinished", "Alert", "StateChanged"]
+    assert timeline.items[-2][1].kind == "session_end"
 
     # nothing of ours is left in Ollama
     assert world.loaded_names() == []
