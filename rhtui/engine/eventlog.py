@@ -11,6 +11,7 @@ from functools import singledispatch
 
 from rhtui.engine import events as ev
 from rhtui.engine.events import Level
+from rhtui.engine.sanitize import sanitize
 
 
 def _mb(v: float | None) -> str:
@@ -46,12 +47,38 @@ def _(e: ev.StateChanged) -> tuple[Level, str]:
 
 @format_event.register
 def _(e: ev.CycleStarted) -> tuple[Level, str]:
-    return "info", f"cycle {e.cycle} started: " + (" → ".join(e.order) if e.order else "no student enabled")
+    line = f"cycle {e.cycle} started: " + (" → ".join(e.order) if e.order else "no student enabled")
+    if e.question:
+        line += f"; question: {_short(e.question)}"
+    return "info", line
+
+
+def _short(text: str, width: int = 120) -> str:
+    """Untrusted text (a question, a judge's reason) on one plain line, at most `width` characters."""
+    flat = " ".join(sanitize(text, keep_newlines=False).split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 @format_event.register
 def _(e: ev.StudentStarted) -> tuple[Level, str]:
-    return "info", f"[{e.student}] loading {e.model} (needs ~{_mb(e.need_mb)}, timeout {e.timeout_s:.0f} s)"
+    what = "" if e.kind == "proposal" else f" for the {e.kind}"
+    return "info", f"[{e.student}] loading {e.model}{what} (needs ~{_mb(e.need_mb)}, timeout {e.timeout_s:.0f} s)"
+
+
+@format_event.register
+def _(e: ev.RunScored) -> tuple[Level, str]:
+    by = ", ".join(e.judges) or "the judge"
+    if e.score is None:
+        return "warning", f"[{e.student}] {e.kind} unscored by {by}: {_short(e.reason)}"
+    return "info", f"[{e.student}] {e.kind} scored {e.score:.1f}/10 by {by}"
+
+
+@format_event.register
+def _(e: ev.Preload) -> tuple[Level, str]:
+    if e.overlapped:
+        beside = f" while {e.beside} writes" if e.beside else ""
+        return "info", f"[{e.student}] preloading{beside} ({e.reason})"
+    return "info", f"[{e.student}] loads after the current student: {e.reason}"
 
 
 @format_event.register

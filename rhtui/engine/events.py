@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 from rhtui.engine.hardware import HardwareSnapshot
-from rhtui.engine.records import Health, RunRecord, StudentStats
+from rhtui.engine.records import Health, RunKind, RunRecord, StudentStats
 
 Level = Literal["debug", "info", "warning", "error", "critical"]
 EngineState = Literal["starting", "running", "paused", "emergency", "backend_down", "stopping", "finished"]
@@ -76,6 +76,11 @@ class StateChanged(Event):
 class CycleStarted(Event):
     cycle: int
     order: tuple[str, ...]
+    question: str = ""
+    """The round's research question (every proposer of the cycle answers it)."""
+    roles: tuple[tuple[str, str], ...] = ()
+    """(student, role) this cycle: proposal, critique, synthesis or judge (a student may hold several
+    roles; the first listed is the one the queue shows)."""
     """The students in the order this cycle will try them."""
 
 
@@ -97,6 +102,7 @@ class StudentStarted(Event):
     model: str
     need_mb: float | None
     timeout_s: float
+    kind: RunKind = "proposal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +215,39 @@ class FitsChecked(Event):
     cycle: int
     fits: tuple[tuple[str, float | None, bool, str], ...]
     """(student, need MB, fits, reason) per waiting student."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunScored(Event):
+    """A judge (or a panel) scored one answer of the round: a proposal or the synthesis.
+
+    `score` is the rubric's mean (None: the judges' answers were malformed twice and the answer is
+    recorded unscored, `reason` says why)."""
+
+    cycle: int
+    student: str
+    """Whose answer was scored."""
+    run_id: int | None
+    kind: RunKind
+    score: float | None
+    scores: dict | None = None
+    """{criterion: {"score": float, "reason": str}}"""
+    judges: tuple[str, ...] = ()
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Preload(Event):
+    """Whether the next student is loaded while the current one writes (overlapped), or after it
+    (sequential), and why."""
+
+    cycle: int
+    student: str
+    """The student that would be preloaded."""
+    beside: str | None
+    """The student running while it loads (None: nobody was running)."""
+    overlapped: bool
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,9 +440,11 @@ def event_from_data(kind: str, data: dict, run: RunRecord | None = None) -> Even
             data["skipped"] = tuple(tuple(x) for x in data.get("skipped", ()))
         elif cls is FitsChecked:
             data["fits"] = tuple(tuple(x) for x in data.get("fits", ()))
+        elif cls is CycleStarted:
+            data["roles"] = tuple(tuple(x) for x in data.get("roles", ()))
         elif cls is ProfilesUpdated:
             data["profiles"] = tuple(StudentStats(**x) for x in data.get("profiles", ()))
-        for key in ("order", "completed", "failed", "students"):
+        for key in ("order", "completed", "failed", "students", "judges"):
             if key in data and isinstance(data[key], list):
                 data[key] = tuple(data[key])
         return cls(**data)

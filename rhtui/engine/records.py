@@ -7,6 +7,10 @@ from typing import Literal
 
 RunStatus = Literal["ok", "timeout", "error", "skipped", "aborted", "emergency"]
 RUN_STATUSES: tuple[str, ...] = ("ok", "timeout", "error", "skipped", "aborted", "emergency")
+RunKind = Literal["proposal", "critique", "synthesis", "judge"]
+"""What a run is in a research round: a proposer's answer to the round's question, the critic's
+critique of this round's proposals, the synthesis that merges them, or a judge's scoring of one answer."""
+RUN_KINDS: tuple[str, ...] = ("proposal", "critique", "synthesis", "judge")
 Health = Literal["healthy", "degraded", "quarantined"]
 """A student's health: no failure in a row; one or two (each followed by a back-off); three or more
 (quarantined: skipped, with a probe run now and then, until a run succeeds or a person releases it)."""
@@ -40,8 +44,34 @@ class RunRecord:
     """Card VRAM used after load minus before (probe cross-check)."""
     energy_j: float | None = None
     proposal: str = ""
+    """The answer's text (a proposal, critique, synthesis, or a judge's JSON), as generated, capped."""
     error: str = ""
     id: int | None = None
+    # -- provenance (a research round; see rhtui.engine.ensemble) --------------------------------
+    kind: RunKind = "proposal"
+    question: str = ""
+    """The round's research question this run answered (or critiqued, merged, judged)."""
+    system: str | None = None
+    """The system prompt that applied: the model's own (its Modelfile's SYSTEM, from /api/show)."""
+    prompt: str = ""
+    """The exact user prompt sent to Ollama (question, context and instructions)."""
+    context_ids: tuple[int, ...] = ()
+    """Runs whose text was given in the prompt (previous synthesis and critique, this round's proposals)."""
+    target_id: int | None = None
+    """A judge run: the run it scored."""
+    digest: str | None = None
+    """The model's digest in Ollama when it ran."""
+    options: dict | None = None
+    """Options sent with the request (None: the model's own parameters applied)."""
+    ollama_version: str | None = None
+    done_reason: str | None = None
+    """Ollama's done_reason: "stop", or "length" when num_predict/num_ctx cut the answer."""
+    verifier: tuple[str, ...] | None = None
+    """The deterministic checks: None not verified, () passed, else each failure's reason."""
+    scores: dict | None = None
+    """The judges' rubric: {criterion: {"score": mean 1-10, "reason": str}}; None unscored."""
+    score: float | None = None
+    """Mean of the rubric's scores (the panel's mean); None unscored."""
 
 
 @dataclass(frozen=True, slots=True)
