@@ -103,6 +103,10 @@ class StudentSpec(_Section):
     enabled: bool = True
     modelfile: Path | None = None
     """The Modelfile it is built from (None: an existing Ollama model, brought by the user)."""
+    role: Literal["proposer", "critic", "synthesis", "judge"] | None = None
+    """Its part in a research round (None: rh-zeta is the critic, every other student a proposer).
+    A critic, synthesis or judge student does not propose; the synthesis falls to the best-scoring
+    proposer of recent rounds when no student has role "synthesis"."""
 
     @property
     def tag(self) -> str:
@@ -128,7 +132,47 @@ class SessionOptions(_Section):
     """Wall-clock seconds: end the session once Ollama has been unreachable this long during it
     (None: wait for Ollama until the session's time is up)."""
     prompt_seed: int | None = None
-    """Seed for choosing research prompts (None: random)."""
+    """Seed for choosing research questions (None: random)."""
+    questions: Path | None = None
+    """The research agenda (--questions): a .toml in the shipped bank's format (`prompts = [...]`), or a
+    .txt/.md file with one question per non-empty line (None: the shipped Riemann Hypothesis bank)."""
+    preload: bool = True
+    """Load the next student while the current one writes, when the budget guard admits both together
+    (--no-preload / false: strictly one student on the card at a time)."""
+
+    @field_validator("questions", mode="before")
+    @classmethod
+    def _questions_not_empty(cls, v: Any) -> Any:
+        if isinstance(v, str) and not v.strip():
+            raise ValueError("is empty: give a question file (or leave the key out for the shipped bank)")
+        return v
+
+
+class EnsembleOptions(_Section):
+    """What a research round does after the proposals: a critique, a synthesis, a judge's scores."""
+
+    mode: Literal["full", "proposals-only"] = "full"
+    """full: proposals, critique, synthesis and judging; proposals-only: the proposals alone (cheapest)."""
+    judge_every: int = Field(1, ge=0, le=10_000)
+    """Judge every Nth round (1: every round; 0: never). Judging costs a short run per answer."""
+    judges: list[str] = Field(default_factory=list)
+    """A panel of judge students whose scores are averaged (empty: the students with role "judge", else
+    the critic). Judges of different families agree with people better than one large judge."""
+    synthesis_window: int = Field(5, ge=1, le=1000)
+    """Rounds of scores the default synthesiser (the best-scoring proposer) is chosen from."""
+
+
+class PolicyWeights(_Section):
+    """The `efficiency` policy's weighted score: which students run first (higher first)."""
+
+    quality: float = Field(1.0, ge=0.0, le=100.0)
+    """The judge's mean score (0-10, scaled to 0-1)."""
+    throughput: float = Field(1.0, ge=0.0, le=100.0)
+    """Tokens per GPU-second, relative to the fastest student."""
+    vram: float = Field(0.5, ge=0.0, le=100.0)
+    """Less VRAM needed ranks higher (relative to the largest student)."""
+    failures: float = Field(1.0, ge=0.0, le=100.0)
+    """A higher failure rate ranks lower."""
 
 
 def is_loopback(host: str) -> bool:
@@ -217,6 +261,12 @@ class CostPolicy(_Section):
     """Shown after every amount (e.g. "EUR", "$"; empty: the amounts alone)."""
 
 
+class _PolicySection(_Section):
+    """`[policy]`: the efficiency policy's weights (`[policy.weights]`)."""
+
+    weights: PolicyWeights = Field(default_factory=PolicyWeights)
+
+
 class Settings(BaseSettings):
     """All of rhtui's settings."""
 
@@ -249,6 +299,8 @@ class Settings(BaseSettings):
     cost: CostPolicy = Field(default_factory=CostPolicy)
     alerts: AlertsPolicy = Field(default_factory=AlertsPolicy)
     metrics: MetricsPolicy = Field(default_factory=MetricsPolicy)
+    ensemble: EnsembleOptions = Field(default_factory=EnsembleOptions)
+    policy: _PolicySection = Field(default_factory=lambda: _PolicySection())
     students: list[StudentSpec] = Field(default_factory=lambda: [StudentSpec(name=n) for n in DEFAULT_STUDENTS])
 
     @field_validator("ollama_host")

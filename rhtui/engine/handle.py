@@ -82,6 +82,10 @@ class EngineHandle(Protocol):
         """Resume after an emergency (once VRAM is back under the limit)."""
         ...
 
+    def ask(self, question: str, tier: str = "standard") -> None:
+        """A person's own question: its round (tier quick, standard or deep) runs next, between cycles."""
+        ...
+
     def request_stop(self, reason: str = ..., *, error: str = ...) -> None:
         """Stop gracefully: cancel, record, unload, flush; `run` returns. `error`: the stop comes
         from a failure (e.g. of the dashboard) and the running proposal records it."""

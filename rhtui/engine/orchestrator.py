@@ -296,6 +296,10 @@ class Orchestrator:
             return
         self._leave_emergency("resumed by user")
 
+    def ask(self, question: str, tier: str = "standard") -> None:
+        """A person's own question: its round runs next, between cycles (see rhtui.engine.ensemble)."""
+        self.log("warning", "asking a question is not available in this version")
+
     def request_stop(self, reason: str = "stopped by user", *, error: str = "") -> None:
         """Graceful stop: cancel the running student (recorded `aborted`, with `error` if the stop
         comes from a failure, e.g. of the dashboard), unload, flush; the session is closed with

@@ -114,6 +114,11 @@ class WatchedSession:
     def clear_emergency(self) -> None:
         self._send("clear_emergency")
 
+    def ask(self, question: str, tier: str = "standard") -> None:
+        import json
+
+        self._send("ask", json.dumps({"question": question, "tier": tier}))
+
     def request_stop(self, reason: str = "", *, error: str = "") -> None:
         """Stop watching; the session itself goes on (stop it from its own terminal)."""
         self._stop.set()

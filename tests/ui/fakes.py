@@ -87,6 +87,9 @@ class FakeOrchestrator:
         self.state = "running"
         self.bus.emit(ev.EmergencyCleared(ts=T0, reason="by user"))
 
+    def ask(self, question: str, tier: str = "standard") -> None:
+        self.calls.append(("ask", question, tier))
+
     def request_stop(self, reason: str = "stopped by user", *, error: str = "") -> None:
         self.calls.append(("request_stop",))
         if self._stop is not None:
