@@ -17,9 +17,9 @@ from rhtui.engine.config import CostPolicy
 from rhtui.engine.cost import compare, cost_of, cost_per_mtok, energy_wh, fmt_energy, fmt_money, tokens_per_wh
 from rhtui.engine.modelfile import student_order
 from rhtui.engine.records import CycleSummary, Health, StudentAnalysis, StudentStats, TimelinePoint
-from rhtui.engine.sanitize import csv_cell, sanitize_tree
+from rhtui.engine.sanitize import csv_cell, one_line, sanitize_tree
 from rhtui.engine.scheduler import health_from_runs
-from rhtui.engine.store import Store, StoreError
+from rhtui.engine.store import Store, StoreError, StudentQuality
 
 SPARK = " ▁▂▃▄▅▆▇█"
 
@@ -107,13 +107,15 @@ async def print_report(db: Path, session: str | None, fmt: str, points: int, con
         health = await student_health(store, session_name=session)
         analysis = {a.student: a for a in await store.student_analysis(session)}
         cycles = await store.cycle_summary(session_name=session)
+        quality = await store.student_quality(session_name=session)
+        rounds = await round_rows(store, session)
     finally:
         await store.close()
     if not stats and not timeline:
         console.print(Text(f"no runs recorded{f' for session {session!r}' if session else ''} in {db}"))
         return 1
     prices = cost or CostPolicy()
-    students = with_analysis(with_health(stats_rows(stats), health), analysis, prices)
+    students = with_quality(with_analysis(with_health(stats_rows(stats), health), analysis, prices), quality)
     totals = report_totals([analysis[s.student] for s in stats if s.student in analysis], prices)
     if fmt == "json":
         console.print_json(json.dumps(sanitize_tree({
@@ -121,6 +123,7 @@ async def print_report(db: Path, session: str | None, fmt: str, points: int, con
             "students": students,
             "totals": totals,
             "cycles": cycle_rows(cycles),
+            "rounds": rounds,
             "vram_timeline": [dataclasses.asdict(p) for p in timeline],
         })))
         return 0
@@ -134,9 +137,11 @@ async def print_report(db: Path, session: str | None, fmt: str, points: int, con
         _write_csv(console.file, cycle_rows(cycles), [f.name for f in dataclasses.fields(CycleSummary)] + ["energy_wh"])
         console.file.write("\n")
         _write_csv(console.file, [totals])
+        console.file.write("\n")
+        _write_csv(console.file, [_round_csv_row(r) for r in rounds], list(ROUND_CSV_FIELDS))
         return 0
     _print_tables(console, session, stats, timeline, health, analysis=students, totals=totals, cycles=cycles,
-                  prices=prices)
+                  prices=prices, rounds=rounds)
     return 0
 
 
@@ -144,6 +149,7 @@ def _print_tables(
     console: Console, session: str | None, stats: list[StudentStats], timeline: list[TimelinePoint],
     health: dict[str, StudentHealth] | None = None, *, analysis: list[dict] | None = None,
     totals: dict | None = None, cycles: list[CycleSummary] | None = None, prices: CostPolicy | None = None,
+    rounds: list[dict] | None = None,
 ) -> None:
     title = f"Per-student averages — session {session}" if session else "Per-student averages — all sessions"
     table = Table(title=title, title_justify="left")
@@ -161,6 +167,8 @@ def _print_tables(
     console.print(table)
     if analysis is not None and totals is not None:
         _print_analysis(console, analysis, totals, cycles or [], prices or CostPolicy())
+    if analysis is not None:
+        _print_quality(console, analysis, rounds or [])
     used = [p.vram_used_mb for p in timeline if p.vram_used_mb is not None]
     if not used:
         return
@@ -298,6 +306,85 @@ def _print_analysis(console: Console, rows: list[dict], totals: dict, cycles: li
     console.print(table)
 
 
+# -- research rounds: what the judges and the verifier made of the answers ---------------------------
+
+
+QUALITY_FIELDS = ("mean_score", "validity_rate", "score_per_gpu_s")
+ROUND_CSV_FIELDS = ("session_id", "cycle", "question", "scores", "synthesis_score")
+
+
+def with_quality(rows: list[dict], quality: dict[str, StudentQuality]) -> list[dict]:
+    """The stats rows with each student's mean score, validity rate and score per GPU-second
+    (`StudentQuality`; None where it has none)."""
+    out = []
+    for row in rows:
+        q = quality.get(row["student"])
+        out.append({**row, **dict(zip(QUALITY_FIELDS, q if q is not None else (None,) * 3, strict=True))})
+    return out
+
+
+async def round_rows(store: Store, session: str | None) -> list[dict]:
+    """Each judged or asked round of the sessions named `session` (None: all), oldest first: its session,
+    cycle, question, each ok answer's (student, kind, score), and the synthesis' score."""
+    out = []
+    for info in await store.list_sessions():
+        if session is not None and info.name != session:
+            continue
+        for q in await store.cycle_quality(info.id):
+            out.append({"session_id": info.id, "cycle": q.cycle, "question": q.question,
+                        "runs": [{"student": st, "kind": kind, "score": score} for st, kind, score in q.runs],
+                        "synthesis_score": q.synthesis_score})
+    return out
+
+
+_KIND_MARK = {"proposal": "", "critique": "critique ", "synthesis": "synthesis "}
+
+
+def _scores_cell(runs: list[dict]) -> str:
+    """`student 7.5 · student 6.0 · critique student —`: each answer's score, in recorded order."""
+    return " · ".join(f"{_KIND_MARK.get(r['kind'], r['kind'] + ' ')}{r['student']} {_f(r['score'])}" for r in runs)
+
+
+def _round_csv_row(row: dict) -> dict:
+    return {"session_id": row["session_id"], "cycle": row["cycle"], "question": row["question"],
+            "scores": _scores_cell(row["runs"]), "synthesis_score": row["synthesis_score"]}
+
+
+QUESTION_SHOWN = 60
+"""Characters of a round's question the table shows (csv and json have it whole)."""
+
+
+def _print_quality(console: Console, students: list[dict], rounds: list[dict]) -> None:
+    """The per-student quality table and the per-round table, each only when there is something to show
+    (a database from before research rounds has neither)."""
+    judged = [r for r in students if any(r.get(k) is not None for k in QUALITY_FIELDS)]
+    if judged:
+        table = Table(title="\nPer-student quality: judges' mean score, verifier pass %, score per GPU-s",
+                      title_justify="left")
+        table.add_column("student", no_wrap=True)
+        for col in ("score", "valid %", "score/GPU-s"):
+            table.add_column(col, justify="right", no_wrap=True)
+        for r in judged:
+            table.add_row(Text(r["student"]), _f(r.get("mean_score"), "{:.2f}"), _pct(r.get("validity_rate")),
+                          _f(r.get("score_per_gpu_s"), "{:.3f}"))
+        console.print(table)
+    if not rounds:
+        return
+    shown = rounds[-CYCLES_SHOWN:]
+    title = ("\nRounds: question, each answer's score, the synthesis' score" if len(shown) == len(rounds) else
+             f"\nRounds — the latest {len(shown)} of {len(rounds)} (all of them: --format csv or json)")
+    table = Table(title=title, title_justify="left")
+    for col in ("session", "cycle"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("question", overflow="ellipsis", max_width=QUESTION_SHOWN)
+    table.add_column("scores")
+    table.add_column("synthesis", justify="right", no_wrap=True)
+    for r in shown:
+        table.add_row(f"#{r['session_id']}", str(r["cycle"]), Text(one_line(r["question"], QUESTION_SHOWN)),
+                      Text(one_line(_scores_cell(r["runs"]))), _f(r["synthesis_score"]))
+    console.print(table)
+
+
 def _write_csv(out: IO[str], rows: list[dict], fieldnames: list[str] | None = None) -> None:
     """Rows as CSV; every text cell sanitised and a formula-like one neutralised (`csv_cell`):
     error text a server sent, and model names, are untrusted. No rows: `fieldnames` alone, if given."""
@@ -319,15 +406,20 @@ async def export_data(db: Path, what: str, session: str | None, fmt: str, out: I
         elif what == "proposals":
             for r in await store.proposals(session_name=session):
                 out.write(json.dumps(sanitize_tree({
-                    "student": r.student, "model": r.model, "session_id": r.session_id, "cycle": r.cycle,
+                    "student": r.student, "model": r.model, "kind": r.kind, "session_id": r.session_id,
+                    "cycle": r.cycle,
                     "started_at": r.started_at, "tokens": r.tokens, "seconds": r.total_s, "proposal": r.proposal,
                 })) + "\n")
             return 0
         else:
+            # the text (answer and prompt) is in the proposals and sft exports
             rows = [
-                {k: v for k, v in dataclasses.asdict(r).items() if k != "proposal"}
+                {k: v for k, v in dataclasses.asdict(r).items() if k not in ("proposal", "prompt")}
                 for r in await store.runs(session_name=session)
             ]
+            if fmt != "json":  # a CSV cell holds the structured provenance as JSON
+                rows = [{k: json.dumps(v) if isinstance(v, dict | list | tuple) else v for k, v in row.items()}
+                        for row in rows]
     finally:
         await store.close()
     if fmt == "json":

@@ -40,12 +40,13 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import aiosqlite
 
 from rhtui.engine.hardware import HardwareSnapshot
 from rhtui.engine.records import (
+    RUN_KINDS,
     RUN_STATUSES,
     CycleSummary,
     RunRecord,
@@ -55,11 +56,12 @@ from rhtui.engine.records import (
     TimelinePoint,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """The schema this program writes: len(MIGRATIONS)."""
 MIN_READ_VERSION = 3
 """The oldest schema a reader (`report`, `export`, `watch`) reads as it is, through a read-only
-connection: v4 only added generated columns that rhtui itself never reads."""
+connection: the columns later steps added are supplied, with their defaults, by temporary views
+(`_older_schema_views`)."""
 APPLICATION_ID = 0x72687475
 """`PRAGMA application_id` of an rhtui database ('rhtu')."""
 FAILURE_STATUSES: tuple[str, ...] = ("timeout", "error", "aborted", "emergency")
@@ -136,11 +138,43 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE hardware_snapshots ADD COLUMN vram_used REAL GENERATED ALWAYS AS (vram_used_mb) VIRTUAL",
         "ALTER TABLE hardware_snapshots ADD COLUMN vram_total REAL GENERATED ALWAYS AS (vram_total_mb) VIRTUAL",
     ),
+    # v5: research rounds. Each run's kind and provenance (what was asked, with which system prompt and
+    # context, on which model digest, options and Ollama), the verifier's verdict and the judges' scores;
+    # each cycle's question. JSON in context_ids, options, verifier and scores. Indexes for a round's
+    # runs, the training export and the per-student quality figures (covering: no prose is read).
+    (
+        "ALTER TABLE student_runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'proposal'",
+        "ALTER TABLE student_runs ADD COLUMN question TEXT",
+        "ALTER TABLE student_runs ADD COLUMN system TEXT",
+        "ALTER TABLE student_runs ADD COLUMN prompt TEXT",
+        "ALTER TABLE student_runs ADD COLUMN context_ids TEXT",
+        "ALTER TABLE student_runs ADD COLUMN target_id INTEGER",
+        "ALTER TABLE student_runs ADD COLUMN digest TEXT",
+        "ALTER TABLE student_runs ADD COLUMN options TEXT",
+        "ALTER TABLE student_runs ADD COLUMN ollama_version TEXT",
+        "ALTER TABLE student_runs ADD COLUMN done_reason TEXT",
+        "ALTER TABLE student_runs ADD COLUMN verifier TEXT",
+        "ALTER TABLE student_runs ADD COLUMN scores TEXT",
+        "ALTER TABLE student_runs ADD COLUMN score REAL",
+        "ALTER TABLE cycles ADD COLUMN question TEXT",
+        "ALTER TABLE cycles ADD COLUMN kind TEXT NOT NULL DEFAULT 'cycle'",
+        "CREATE INDEX student_runs_round ON student_runs(session_id, cycle, kind)",
+        "CREATE INDEX student_runs_export ON student_runs(kind, status, score)",
+        "CREATE INDEX student_runs_quality "
+        "ON student_runs(student, kind, status, score, total_s, verifier, session_id)",
+    ),
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 _RUN_COLUMNS = tuple(f.name for f in fields(RunRecord) if f.name != "id")
 _RUN_SELECT = ", ".join((*_RUN_COLUMNS, "id"))
+_RUN_SELECT_NO_TEXT = ", ".join(f"'' AS {c}" if c in ("proposal", "prompt") else c for c in (*_RUN_COLUMNS, "id"))
+"""The run columns without the answer and the prompt (megabytes of prose nobody reads in a profile)."""
+_JSON_RUN_COLUMNS = frozenset({"context_ids", "options", "verifier", "scores"})
+_EMPTY_TEXT_RUN_COLUMNS = frozenset({"question", "prompt"})
+"""Text columns a row written before v5 holds as NULL, read as "" (RunRecord's default)."""
+EXPORT_KINDS: tuple[str, ...] = ("proposal", "critique", "synthesis")
+"""The kinds of run whose text is an answer to train on; a judge's JSON never is."""
 _SNAPSHOT_COLUMNS = (
     "ts", "session_id", "vram_used_mb", "vram_total_mb", "gpu_util_pct", "temp_c", "power_w",
     "ram_used_mb", "ram_total_mb", "cpu_pct", "source",
@@ -219,6 +253,33 @@ class StoredEvent:
     level: str
     message: str
     data: dict[str, Any] | None
+
+
+class StudentQuality(NamedTuple):
+    """What the judges and the verifier made of one student's answers (`Store.student_quality`)."""
+
+    mean_score: float | None
+    """The mean of `score` over its ok, scored answers (proposals, critiques, syntheses; never a
+    judge's own run); None when none was scored."""
+    validity_rate: float | None
+    """Of its answers the verifier checked, the share that passed (verifier == ()); None when none was
+    checked."""
+    score_per_gpu_s: float | None
+    """Over its scored answers that have a duration: the mean score / the mean total_s (Ollama's
+    total_duration: load, prompt and generation): score bought per second of GPU time (the judges'
+    own time not counted); None without such an answer."""
+
+
+class CycleQuality(NamedTuple):
+    """One round of a session, as judged (`Store.cycle_quality`)."""
+
+    cycle: int
+    question: str
+    """The cycle's question ("" when none was recorded)."""
+    runs: list[tuple[str, str, float | None]]
+    """(student, kind, score) of each ok answer of the round (no judge runs), in recorded order."""
+    synthesis_score: float | None
+    """The score of the round's (latest ok) synthesis; None without one, or unscored."""
 
 
 async def _user_version(db: aiosqlite.Connection) -> int:
@@ -374,6 +435,70 @@ def _inspect(path: Path) -> None:
                          "to keep this version's data apart")
 
 
+def _encode_run(run: RunRecord) -> list[Any]:
+    """A RunRecord's values in `_RUN_COLUMNS` order, JSON for the structured ones (a tuple as a list;
+    an unverified run's verifier, unset options and unscored scores as NULL)."""
+    out: list[Any] = []
+    for column in _RUN_COLUMNS:
+        value = getattr(run, column)
+        if column in _JSON_RUN_COLUMNS and value is not None:
+            value = json.dumps(list(value) if isinstance(value, tuple) else value, default=str)
+        out.append(value)
+    return out
+
+
+def _decode_run(names: Sequence[str], row: Sequence[Any]) -> RunRecord:
+    """A RunRecord from a row of `student_runs`, matched by column name, JSON decoded; what a row of an
+    older schema lacks (NULL) is read as RunRecord's default."""
+    values = dict(zip(names, row, strict=True))
+    for column in _JSON_RUN_COLUMNS.intersection(values):
+        raw = values[column]
+        decoded = json.loads(raw) if raw is not None else None
+        if column == "context_ids":
+            decoded = tuple(decoded or ())
+        elif column == "verifier" and decoded is not None:
+            decoded = tuple(decoded)
+        values[column] = decoded
+    for column in _EMPTY_TEXT_RUN_COLUMNS.intersection(values):
+        if values[column] is None:
+            values[column] = ""
+    if values.get("kind", "") is None:
+        values["kind"] = "proposal"
+    return RunRecord(**values)
+
+
+def _added_column_value(alter: str) -> str:
+    """What a column added by `alter` (ALTER TABLE ... ADD COLUMN) holds in a row written before it:
+    its generated expression, its DEFAULT, or NULL."""
+    generated = re.search(r"\bGENERATED\s+ALWAYS\s+AS\s*\(", alter, re.I)
+    if generated:
+        depth, start = 1, generated.end()
+        for i in range(start, len(alter)):
+            depth += {"(": 1, ")": -1}.get(alter[i], 0)
+            if depth == 0:
+                return f"({alter[start:i]})"
+    default = re.search(r"\bDEFAULT\s+('(?:[^']|'')*'|-?[\w.]+)", alter, re.I)
+    return default.group(1) if default else "NULL"
+
+
+async def _older_schema_views(db: aiosqlite.Connection, steps: Sequence[Sequence[str]] = MIGRATIONS) -> list[str]:
+    """On a read-only connection to a database of an older schema, a TEMP VIEW per table that lacks
+    columns of the current one, named as the table (the temp schema is searched first), adding each
+    missing column with the value its step gives old rows. Readers then query every version alike;
+    nothing is written to the file. Returns the tables so covered."""
+    _creates, columns = _expected_schema(steps)
+    covered = []
+    for table, added in columns.items():
+        have = {r[1].lower() for r in await db.execute_fetchall(f"PRAGMA main.table_xinfo({table})")}
+        if not have:
+            continue
+        extra = [f"{_added_column_value(alter)} AS {column}" for column, alter in added if column not in have]
+        if extra:
+            await db.execute(f"CREATE TEMP VIEW {table} AS SELECT *, {', '.join(extra)} FROM main.{table}")
+            covered.append(table)
+    return covered
+
+
 def _session_filter(session_id: int | None, session_name: str | None, column: str = "session_id") -> tuple[str, list]:
     """SQL condition (and its parameters) selecting one session, or every session with a name."""
     if session_id is not None:
@@ -499,6 +624,12 @@ class Store:
             raise StoreError(f"{path} cannot be written and was made by an older rhtui (schema v{version}, this "
                              f"one reads v{MIN_READ_VERSION} or newer): copy it to a writable place and point "
                              "--data-dir there, so that rhtui can bring it up to date")
+        try:
+            await _older_schema_views(db)
+        except sqlite3.Error as exc:
+            await db.close()
+            raise StoreError(f"cannot read the database {path} (read-only, schema v{version}): {exc}; copy it to "
+                             "a writable place and point --data-dir there") from exc
         return cls(db, path, snapshot_batch, read_only=True)
 
     async def close(self) -> None:
@@ -583,7 +714,7 @@ class Store:
         """The rows of a query over student_runs as RunRecords, matched by column name."""
         async with self._db.execute(sql, params) as cursor:
             names = [d[0] for d in cursor.description]
-            return [RunRecord(**dict(zip(names, row, strict=True))) for row in await cursor.fetchall()]
+            return [_decode_run(names, row) for row in await cursor.fetchall()]
 
     # -- sessions and cycles ------------------------------------------------------------
 
@@ -654,10 +785,13 @@ class Store:
         """Every session, oldest first."""
         return [_session(r) for r in await self._all(f"{_SESSION_SELECT} ORDER BY started_at, id")]
 
-    async def start_cycle(self, session_id: int, n: int, started_at: float) -> int:
-        """A new cycle (number `n` within its session); returns its row id."""
-        return await self._insert("INSERT INTO cycles (session_id, n, started_at) VALUES (?, ?, ?)",
-                                  (session_id, n, started_at))
+    async def start_cycle(self, session_id: int, n: int, started_at: float, *, question: str = "",
+                          kind: str = "cycle") -> int:
+        """A new cycle (number `n` within its session) on `question`; `kind` is "cycle" for one of
+        the agenda's, "ask" for a person's own question. Returns its row id."""
+        return await self._insert(
+            "INSERT INTO cycles (session_id, n, started_at, question, kind) VALUES (?, ?, ?, ?, ?)",
+            (session_id, n, started_at, question or None, kind))
 
     async def end_cycle(self, cycle_id: int, ended_at: float, completed: int, skipped: int,
                         tokens: int, seconds: float) -> None:
@@ -676,9 +810,27 @@ class Store:
         """
         if run.status not in RUN_STATUSES:
             raise ValueError(f"unknown run status {run.status!r}; expected one of {', '.join(RUN_STATUSES)}")
+        if run.kind not in RUN_KINDS:
+            raise ValueError(f"unknown run kind {run.kind!r}; expected one of {', '.join(RUN_KINDS)}")
         marks = ", ".join("?" * len(_RUN_COLUMNS))
         return await self._insert(f"INSERT INTO student_runs ({', '.join(_RUN_COLUMNS)}) VALUES ({marks})",
-                                  [getattr(run, c) for c in _RUN_COLUMNS])
+                                  _encode_run(run))
+
+    async def set_score(self, run_id: int, scores: dict | None, score: float | None) -> None:
+        """Record the judges' rubric and mean for a run stored earlier (the judges run after it);
+        None clears them. Raises LookupError when there is no run `run_id`."""
+        payload = json.dumps(scores, default=str) if scores is not None else None
+        async with self._write() as db:
+            cursor = await db.execute("UPDATE student_runs SET scores = ?, score = ? WHERE id = ?",
+                                      (payload, score, run_id))
+            if cursor.rowcount == 0:
+                raise LookupError(f"no run with id {run_id} to score")
+
+    async def round_runs(self, session_id: int, cycle: int) -> list[RunRecord]:
+        """Every run of one round (cycle `cycle` of the session), whatever its kind or status, in the
+        order they were recorded."""
+        return await self._runs(f"SELECT {_RUN_SELECT} FROM student_runs WHERE session_id = ? AND cycle = ? "
+                                "ORDER BY id", (session_id, cycle))
 
     async def runs(self, session_id: int | None = None, session_name: str | None = None,
                    student: str | None = None, limit: int | None = None) -> list[RunRecord]:
@@ -701,12 +853,12 @@ class Store:
         """The latest `limit_per_student` runs of each student across all sessions, oldest first.
 
         What the scheduler learns its profiles from. Skipped turns cost nothing and say nothing
-        about cost, so they are left out unless asked for; `proposal` is "" unless `with_text`
+        about cost, so they are left out unless asked for; `proposal` and `prompt` are "" unless `with_text`
         (the scheduler needs costs, not megabytes of prose). One query: ROW_NUMBER per student
         over the covering index (student, started_at, status), then the chosen rows by id.
         """
         where = "1" if include_skipped else "status != 'skipped'"
-        columns = _RUN_SELECT if with_text else _RUN_SELECT.replace("proposal", "'' AS proposal")
+        columns = _RUN_SELECT if with_text else _RUN_SELECT_NO_TEXT
         runs = await self._runs(
             f"""SELECT {columns} FROM student_runs WHERE id IN (
                     SELECT id FROM (
@@ -940,6 +1092,97 @@ class Store:
             params.append(limit)
         rows = await self._all(sql, params)
         return [CycleSummary(*r) for r in reversed(rows)]
+
+    # -- research rounds: quality and the training export -------------------------------
+
+    async def student_quality(self, session_id: int | None = None, *,
+                              session_name: str | None = None) -> dict[str, StudentQuality]:
+        """Per student that has a score or a verified answer (in one session, the sessions named
+        `session_name`, or all): its mean score, validity rate and score per GPU-second (see
+        `StudentQuality`). One pass over the covering index student_runs_quality."""
+        where, params = _session_filter(session_id, session_name)
+        rows = await self._all(
+            f"""SELECT student,
+                       AVG(CASE WHEN status = 'ok' THEN score END),
+                       COUNT(verifier), SUM(verifier = '[]'),
+                       AVG(CASE WHEN status = 'ok' AND total_s IS NOT NULL THEN score END),
+                       AVG(CASE WHEN status = 'ok' AND score IS NOT NULL THEN total_s END)
+                FROM student_runs WHERE {where} AND kind != 'judge'
+                GROUP BY student HAVING COUNT(CASE WHEN status = 'ok' THEN score END) > 0 OR COUNT(verifier) > 0
+                ORDER BY student""", params)
+        out = {}
+        for student, mean, verified, passed, timed_mean, seconds in rows:
+            per_s = timed_mean / seconds if timed_mean is not None and seconds else None
+            out[student] = StudentQuality(mean, passed / verified if verified else None, per_s)
+        return out
+
+    async def cycle_quality(self, session_id: int) -> list[CycleQuality]:
+        """Each cycle of a session that has a question or an answer, oldest first: its question, the
+        (student, kind, score) of its ok answers, and its synthesis' score."""
+        cycles = await self._all("SELECT n, question FROM cycles WHERE session_id = ? ORDER BY n, id", (session_id,))
+        runs = await self._all(
+            "SELECT cycle, student, kind, score, question FROM student_runs "
+            "WHERE session_id = ? AND status = 'ok' AND kind != 'judge' ORDER BY cycle, id", (session_id,))
+        questions: dict[int, str] = {}
+        for n, question in cycles:
+            questions.setdefault(n, question or "")
+        answers: dict[int, list[tuple[str, str, float | None]]] = {}
+        synthesis: dict[int, float | None] = {}
+        for cycle, student, kind, score, question in runs:
+            answers.setdefault(cycle, []).append((student, kind, score))
+            if not questions.get(cycle) and question:
+                questions[cycle] = question  # a cycle row without its question: the runs say what it was
+            if kind == "synthesis":
+                synthesis[cycle] = score
+        return [CycleQuality(n, questions.get(n, ""), answers.get(n, []), synthesis.get(n))
+                for n in sorted(set(questions) | set(answers)) if questions.get(n) or answers.get(n)]
+
+    @staticmethod
+    def _export_filter(session: str | int | None, kinds: Sequence[str]) -> tuple[str, list]:
+        unknown = [k for k in kinds if k not in EXPORT_KINDS]
+        if unknown or not kinds:
+            raise ValueError(f"cannot export runs of kind {', '.join(unknown) or '(none)'}; "
+                             f"choose among {', '.join(EXPORT_KINDS)}")
+        if isinstance(session, int):
+            where, params = _session_filter(session, None)
+        else:
+            where, params = _session_filter(None, session)
+        where += f" AND status = 'ok' AND proposal != '' AND kind IN ({', '.join('?' * len(kinds))})"
+        return where, [*params, *kinds]
+
+    async def runs_for_export(self, session: str | int | None, kinds: Sequence[str],
+                              min_score: float | None) -> list[RunRecord]:
+        """The answers fit to train on, oldest first: ok runs of `kinds` (among EXPORT_KINDS) with text
+        and a recorded prompt, that the verifier did not fail (passed, or never checked), scored at
+        least `min_score` when it is given (an unscored run then never is). `session` is a session's
+        id, a name (every session so named) or None (all)."""
+        where, params = self._export_filter(session, kinds)
+        where += " AND COALESCE(prompt, '') != '' AND (verifier IS NULL OR verifier = '[]')"
+        if min_score is not None:
+            where += " AND score >= ?"
+            params.append(min_score)
+        return await self._runs(f"SELECT {_RUN_SELECT} FROM student_runs WHERE {where} ORDER BY started_at, id",
+                                params)
+
+    async def export_counts(self, session: str | int | None, kinds: Sequence[str],
+                            min_score: float | None) -> dict[str, int]:
+        """What `runs_for_export` keeps and why it leaves the rest out, counted: `answers` (ok runs of
+        `kinds` with text), of which `failed_verifier`, `no_prompt` (recorded before prompts were kept),
+        `unscored` and `below_min_score` (only with `min_score`), and `kept`."""
+        where, params = self._export_filter(session, kinds)
+        no_prompt = "COALESCE(prompt, '') = ''"
+        failed = "(verifier IS NOT NULL AND verifier != '[]')"
+        usable = f"NOT {no_prompt} AND NOT {failed}"
+        row = await self._one(
+            f"""SELECT COUNT(*), COALESCE(SUM({failed}), 0), COALESCE(SUM({no_prompt}), 0),
+                       COALESCE(SUM({usable} AND score IS NULL), 0), COALESCE(SUM({usable} AND score < ?), 0),
+                       COALESCE(SUM({usable} AND (? IS NULL OR score >= ?)), 0)
+                FROM student_runs WHERE {where}""", [min_score, min_score, min_score, *params])
+        answers, failed_n, no_prompt_n, unscored, below, kept = (int(v) for v in row)
+        if min_score is None:
+            unscored = below = 0
+        return {"answers": answers, "failed_verifier": failed_n, "no_prompt": no_prompt_n,
+                "unscored": unscored, "below_min_score": below, "kept": kept}
 
     async def vram_timeline(self, session_id: int | None = None, session_name: str | None = None,
                             start_ts: float | None = None, end_ts: float | None = None,

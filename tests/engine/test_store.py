@@ -264,14 +264,18 @@ async def test_a_run_round_trips_field_for_field(store: Store) -> None:
               "load_s": 1.5, "prompt_s": 0.25, "eval_s": 20.5, "total_s": 22.1, "wall_s": 23.25,
               "prompt_tokens": 312, "tokens": 2200, "tok_per_s": 107.3, "vram_mb": 4401.0,
               "vram_peak_mb": 8900.5, "vram_delta_mb": 4380.0, "energy_j": 4567.8,
-              "proposal": "Consider the zeros of ζ(s)…\nline two", "error": ""}
+              "proposal": "Consider the zeros of ζ(s)…\nline two", "error": "",
+              "kind": "synthesis", "question": "Why σ = 1/2?", "system": "You merge.", "prompt": "Merge these:\n…",
+              "context_ids": (3, 5, 8), "target_id": 2, "digest": "sha256:ab12", "options": {"num_ctx": 8192},
+              "ollama_version": "0.12.3", "done_reason": "length", "verifier": ("no proof sketch",),
+              "scores": {"rigor": {"score": 6.5, "reason": "gaps"}}, "score": 6.5}
     assert set(values) == {f.name for f in fields(RunRecord)} - {"id"}  # every field is exercised
     record = RunRecord(**values)
     rid = await store.record_run(record)
     [back] = await store.runs(session_id=sid)
     assert back == replace(record, id=rid)
     assert (await store.recent_runs_by_student(with_text=True))["rh-gamma"] == [back]
-    assert (await store.recent_runs_by_student())["rh-gamma"] == [replace(back, proposal="")]  # costs, not prose
+    assert (await store.recent_runs_by_student())["rh-gamma"] == [replace(back, proposal="", prompt="")]  # costs
     assert await store.proposals(session_id=sid) == [back]
 
 
