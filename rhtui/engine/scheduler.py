@@ -13,7 +13,24 @@ Learning (`StudentProfile.from_runs`)
     cost changes. VRAM is the resident size Ollama reports (``vram_mb``);
     seconds are Ollama's ``total_s`` (``wall_s`` when absent). p95 is the
     nearest-rank percentile: the ``ceil(0.95 * n)``-th smallest value, always
-    one of the observed values.
+    one of the observed values. ``score_mean`` is the mean judge score (0-10) of
+    the most recent `PROFILE_WINDOW` scored runs.
+
+Ordering (`AdaptiveScheduler.order`)
+    fair: the given order. efficiency: never-run students first (their cost is
+    learned by running them), then by a weighted score (`PolicyWeights`), each
+    term in 0..1: quality = judge score / 10; throughput = tokens per GPU-second
+    relative to the fastest candidate; VRAM = 1 - need / the largest need; failures
+    = 1 - failure rate. A term that is not known counts as the neutral 0.5. The
+    score is the weighted mean of the terms (ties by name); students that ran but
+    never succeeded come last. `order_explained` says why each one is where it is.
+
+Pairs (`AdaptiveScheduler.order_for_pairs`)
+    With preloading the next student loads while the running one writes, so two
+    neighbours of the order are resident at once. The round is reordered so that as
+    many consecutive pairs as possible fit together (`BudgetGuard.pair_fits`): an
+    exhaustive search up to `PAIR_SEARCH_MAX` students (the first best order in the
+    order of the given positions, so a working order is kept), greedy beyond.
 
 Deciding (`AdaptiveScheduler.plan`), for the next enabled student not done:
     1. no need estimate (never ran with VRAM measured, no model size) → skip
@@ -50,7 +67,7 @@ from dataclasses import dataclass, replace
 from typing import Literal, TypeGuard
 
 from rhtui.engine.budget import BudgetGuard, vram_figures
-from rhtui.engine.config import BudgetPolicy, SessionOptions
+from rhtui.engine.config import BudgetPolicy, PolicyWeights, SessionOptions
 from rhtui.engine.hardware import HardwareSnapshot
 from rhtui.engine.records import Health, RunRecord, StudentStats
 
@@ -74,6 +91,10 @@ ENGINE_BACKOFF_S = (15.0, 300.0)
 BACKEND_LOST_PREFIX = "Ollama went down during the run"
 """How the reason of a run charged to an Ollama outage starts: such a run says nothing of the student."""
 LAST_ERROR_CHARS = 160
+PAIR_SEARCH_MAX = 8
+"""Rounds up to this many students are reordered for pairs by an exhaustive search; longer ones greedily."""
+NEUTRAL_TERM = 0.5
+"""What a term of the weighted score counts when it is not known (no score yet, no measured VRAM)."""
 
 
 # -- statistics -----------------------------------------------------------------
@@ -138,6 +159,10 @@ class StudentProfile:
     last_status: str | None
     timeouts: int = 0
     """Attempted runs cancelled at the timeout (evidence a run takes the whole timeout)."""
+    score_mean: float | None = None
+    """Mean judge score (0-10) of the most recent scored runs; None before any was scored."""
+    scored_runs: int = 0
+    """How many runs `score_mean` rests on."""
 
     @property
     def knows_seconds(self) -> bool:
@@ -166,6 +191,8 @@ class StudentProfile:
             if s is not None and _finite(r.tokens):
                 eff_tokens += r.tokens
                 eff_secs += s
+        scores = [float(r.score) for r in attempted if _finite(r.score) and r.score <= 10]
+        scores = scores[-window:] if window > 0 else scores
         n = len(attempted)
         return cls(
             student=student,
@@ -183,6 +210,8 @@ class StudentProfile:
             efficiency=eff_tokens / eff_secs if eff_secs > 0 else None,
             last_status=attempted[-1].status if attempted else None,
             timeouts=sum(1 for r in attempted if r.status == "timeout"),
+            score_mean=_mean(scores),
+            scored_runs=len(scores),
         )
 
 
@@ -224,6 +253,81 @@ def trend_mb_per_min(samples: Sequence[tuple[float, float]]) -> float | None:
         return None
     sxy = math.fsum((t - t_mean) * (u - u_mean) for t, u in pts)
     return sxy / sxx * 60.0
+
+
+# -- order helpers --------------------------------------------------------------
+
+
+def _ordinal(i: int) -> str:
+    """0 -> 'first', 1 -> '2nd', 10 -> '11th', 21 -> '22nd'."""
+    n = i + 1
+    if n == 1:
+        return "first"
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _profile_words(p: StudentProfile, need: float | None) -> str:
+    """'score 7.9, 104 tok/s, 3.7 GB, 0 % failed', with what is not known said so."""
+    score = f"score {p.score_mean:.1f}" if p.score_mean is not None else "no score yet"
+    speed = f"{p.efficiency:.0f} tok/s" if p.efficiency is not None else "tok/s not measured"
+    vram = f"{need / 1024:.1f} GB" if need is not None else "VRAM not measured"
+    return f"{score}, {speed}, {vram}, {p.failure_rate * 100:.0f} % failed"
+
+
+def _pairs_fitting(seq: Sequence[int], fits: Sequence[Sequence[bool]]) -> int:
+    return sum(1 for a, b in zip(seq, seq[1:], strict=False) if fits[a][b])
+
+
+def _best_pairing(fits: Sequence[Sequence[bool]], cap: int) -> list[int]:
+    """The first order (in the order of positions) with the most consecutive pairs that fit:
+    a depth-first search over permutations, pruned when a branch cannot beat the best so far,
+    ended when `cap` pairs fit (no order can have more)."""
+    n = len(fits)
+    best = list(range(n))
+    best_score = _pairs_fitting(best, fits)
+    path: list[int] = []
+    used = [False] * n
+
+    def search(score: int) -> bool:
+        """True once `cap` pairs fit (nothing can beat it)."""
+        nonlocal best, best_score
+        if len(path) == n:
+            if score > best_score:
+                best, best_score = list(path), score
+            return best_score >= cap
+        left = n - len(path) if path else n - 1  # consecutive pairs still to be formed
+        if min(score + left, cap) <= best_score:
+            return False
+        for j in range(n):
+            if used[j]:
+                continue
+            gain = 1 if path and fits[path[-1]][j] else 0
+            used[j] = True
+            path.append(j)
+            done = search(score + gain)
+            path.pop()
+            used[j] = False
+            if done:
+                return True
+        return False
+
+    search(0)
+    return best
+
+
+def _greedy_pairing(fits: Sequence[Sequence[bool]]) -> list[int]:
+    """From the first position, always the first remaining student that fits with the last one
+    (the first remaining when none does): bounded work for long rounds."""
+    n = len(fits)
+    seq = [0]
+    rest = list(range(1, n))
+    while rest:
+        last = seq[-1]
+        nxt = next((j for j in rest if fits[last][j]), rest[0])
+        seq.append(nxt)
+        rest.remove(nxt)
+    return seq
 
 
 # -- decisions ------------------------------------------------------------------
@@ -270,11 +374,17 @@ class AdaptiveScheduler:
     trend_threshold_mb_per_min = TREND_THRESHOLD_MB_PER_MIN
 
     def __init__(
-        self, policy: BudgetPolicy, options: SessionOptions, guard: BudgetGuard | None = None
+        self,
+        policy: BudgetPolicy,
+        options: SessionOptions,
+        guard: BudgetGuard | None = None,
+        *,
+        weights: PolicyWeights | None = None,
     ) -> None:
         self.policy = policy
         self.options = options
         self.guard = guard if guard is not None else BudgetGuard(policy)
+        self.weights = weights if weights is not None else PolicyWeights()
 
     # helpers exposed for the orchestrator
     profiles_from_history = staticmethod(profiles_from_history)
@@ -306,8 +416,15 @@ class AdaptiveScheduler:
     # -- order ----------------------------------------------------------------
 
     def order(self, candidates: Sequence[Candidate], profiles: Mapping[str, StudentProfile]) -> list[str]:
-        """fair: the given order. efficiency: never-run first (given order), then tokens per
-        GPU-second descending, ties by name; students that ran but never succeeded come last."""
+        """fair: the given order. efficiency: never-run first (given order), then the weighted score
+        descending, ties by name; students that ran but never succeeded come last."""
+        return [name for name, _why in self.order_explained(candidates, profiles)]
+
+    def order_explained(
+        self, candidates: Sequence[Candidate], profiles: Mapping[str, StudentProfile]
+    ) -> list[tuple[str, str]]:
+        """`order` with a line for the log saying why each student is where it is
+        ("rh-delta first: score 7.9, 104 tok/s, 3.7 GB, 0 % failed (weighted 0.91)")."""
         seen: set[str] = set()
         enabled: list[Candidate] = []
         for c in candidates:
@@ -315,19 +432,112 @@ class AdaptiveScheduler:
                 seen.add(c.name)
                 enabled.append(c)
         if self.options.policy == "fair":
-            return [c.name for c in enabled]
-        fresh: list[str] = []
-        ranked: list[tuple[int, float, str]] = []
+            return [(c.name, f"{c.name} {_ordinal(i)}: fair policy, the configured order")
+                    for i, c in enumerate(enabled)]
+        fresh: list[Candidate] = []
+        ranked: list[tuple[Candidate, StudentProfile]] = []
+        failed: list[tuple[Candidate, StudentProfile]] = []
         for c in enabled:
             p = profiles.get(c.name)
             if p is None or p.runs == 0:
-                fresh.append(c.name)
-            elif p.efficiency is None:
-                ranked.append((1, 0.0, c.name))
+                fresh.append(c)
+            elif p.ok_runs == 0:
+                failed.append((c, p))
             else:
-                ranked.append((0, -p.efficiency, c.name))
-        ranked.sort()
-        return fresh + [name for _, _, name in ranked]
+                ranked.append((c, p))
+        weighted = self._weighted(ranked)
+        ranked.sort(key=lambda cp: (-weighted[cp[0].name][0], cp[0].name))
+        failed.sort(key=lambda cp: cp[0].name)
+        out: list[tuple[str, str]] = []
+        for c in fresh:
+            out.append((c.name, f"{c.name} {_ordinal(len(out))}: never ran, runs early so its cost is learned"))
+        for c, p in ranked:
+            score, need = weighted[c.name]
+            out.append((c.name, f"{c.name} {_ordinal(len(out))}: {_profile_words(p, need)} (weighted {score:.2f})"))
+        for c, p in failed:
+            out.append((
+                c.name,
+                f"{c.name} {_ordinal(len(out))}: {p.runs} run{'s' if p.runs != 1 else ''}, none succeeded "
+                f"({p.failures} failed): after every student that has",
+            ))
+        return out
+
+    def _weighted(self, ranked: Sequence[tuple[Candidate, StudentProfile]]) -> dict[str, tuple[float, float | None]]:
+        """(weighted score 0..1, VRAM need) of each student with an ok run; see the module's Ordering."""
+        w = self.weights
+        needs = {c.name: self.estimate_need(c, p) for c, p in ranked}
+        fastest = max((p.efficiency for _c, p in ranked if _finite(p.efficiency, positive=True)), default=None)
+        largest = max((n for n in needs.values() if _finite(n, positive=True)), default=None)
+        total_w = w.quality + w.throughput + w.vram + w.failures
+        out: dict[str, tuple[float, float | None]] = {}
+        for c, p in ranked:
+            need = needs[c.name]
+            quality = p.score_mean / 10.0 if _finite(p.score_mean) else NEUTRAL_TERM
+            throughput = (
+                min(1.0, p.efficiency / fastest) if fastest is not None and _finite(p.efficiency) else NEUTRAL_TERM
+            )
+            vram = 1.0 - need / largest if largest is not None and _finite(need) else NEUTRAL_TERM
+            ok_share = 1.0 - p.failure_rate
+            score = (
+                (w.quality * quality + w.throughput * throughput + w.vram * vram + w.failures * ok_share) / total_w
+                if total_w > 0 else 0.0
+            )
+            out[c.name] = (min(1.0, max(0.0, score)), need)
+        return out
+
+    # -- pairs ----------------------------------------------------------------
+
+    def order_for_pairs(
+        self,
+        order: Sequence[str],
+        needs: Mapping[str, float | None],
+        baseline_used_mb: float | None,
+        total_mb: float | None,
+    ) -> tuple[list[str], str]:
+        """The round reordered so that as many consecutive pairs as possible fit on the card
+        together (`BudgetGuard.pair_fits`, with `baseline_used_mb` used by other processes),
+        and a line for the log. Everyone stays exactly once; the given order is kept when no
+        other fits more pairs. A student whose need is None (never ran, no estimate) pairs
+        with no one."""
+        names = list(order)
+        n = len(names)
+        if n < 2:
+            return names, "order kept: fewer than two students, none is resident with another"
+        if not (_finite(total_mb, positive=True) and baseline_used_mb is not None and math.isfinite(baseline_used_mb)):
+            return names, "order kept: VRAM is not measured, so no two students are planned to be resident together"
+        fits = [
+            [i != j and self.guard.pair_fits(needs.get(a), needs.get(b), baseline_used_mb, total_mb).ok
+             for j, b in enumerate(names)]
+            for i, a in enumerate(names)
+        ]
+        given = list(range(n))
+        given_score = _pairs_fitting(given, fits)
+        if given_score == n - 1:
+            return names, "order kept: every consecutive pair fits"
+        # no order has more fitting neighbours than there are pairs that fit at all
+        cap = min(n - 1, sum(fits[i][j] for i in range(n) for j in range(i + 1, n)))
+        if given_score >= cap:
+            best = given
+        else:
+            best = _best_pairing(fits, cap) if n <= PAIR_SEARCH_MAX else _greedy_pairing(fits)
+        best_score = _pairs_fitting(best, fits)
+        if best_score <= given_score:
+            return names, f"order kept: {given_score} of {n - 1} consecutive pairs fit, no order fits more"
+        adjacent = {frozenset((best[i], best[i + 1])) for i in range(n - 1)}
+
+        def label(i: int) -> str:
+            need = needs.get(names[i])
+            return f"{names[i]} ({need:,.0f} MB)" if _finite(need) else f"{names[i]} (no estimate)"
+
+        broken = [
+            f"{label(i + 1)} no longer follows {label(i)}"
+            for i in range(n - 1)
+            if not fits[i][i + 1] and frozenset((i, i + 1)) not in adjacent
+        ]
+        return (
+            [names[i] for i in best],
+            f"reordered so consecutive pairs fit ({best_score} of {n - 1}, was {given_score}): " + "; ".join(broken),
+        )
 
     # -- plan -----------------------------------------------------------------
 
