@@ -119,8 +119,8 @@ class SoakWorld(SimWorld):
         self.plans.append((self.clock.now(), name.split(":")[0], plan, load_only))
         return plan
 
-    def plan_tokens(self, m: SimModel, options: dict[str, Any]) -> tuple[list[str], str]:
-        pieces, reason = super().plan_tokens(m, options)
+    def plan_tokens(self, m: SimModel, options: dict[str, Any], *args: Any, **kw: Any) -> tuple[list[str], str]:
+        pieces, reason = super().plan_tokens(m, options, *args, **kw)
         self.proposals.append((self.clock.now(), m.name.split(":")[0], len(pieces)))
         return pieces, reason
 

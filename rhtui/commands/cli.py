@@ -112,6 +112,16 @@ def main_callback(
                      f"at most {MAX_DEMO_SPEED:g}).", min=0.01),
     ] = 1.0,
     seed: Annotated[int, typer.Option("--seed", help="Simulator seed for --demo.")] = 0,
+    questions: Annotated[
+        Path | None,
+        typer.Option("--questions", help="The research agenda: a .toml in the shipped bank's format "
+                     "(prompts = [...]) or a .txt/.md file with one question per line (default: the shipped "
+                     "Riemann Hypothesis bank).", dir_okay=False),
+    ] = None,
+    no_preload: Annotated[
+        bool, typer.Option("--no-preload", help="One student on the card at a time: never load the next "
+                           "while the current one writes (session.preload = false).")
+    ] = False,
     metrics_port: Annotated[
         int | None,
         typer.Option("--metrics-port", help="Serve Prometheus metrics at http://127.0.0.1:PORT/metrics while the "
@@ -128,6 +138,8 @@ def main_callback(
             "name": session,
             "policy": policy.value if policy else None,
             "max_cycles": max_cycles,
+            "questions": questions,
+            "preload": False if no_preload else None,
         },
         "budget": {"timeout_s": timeout},
         "metrics": {"port": metrics_port},
@@ -136,8 +148,7 @@ def main_callback(
     obj.overrides = overrides
     obj.session = session
     obj.demo = demo
-    if ctx.invoked_subcommand is not None:
-        return
+    obj.run_options = RunOptions(demo=demo, headless=headless, scenario=scenario, speed=speed, seed=seed)
     if demo and speed > MAX_DEMO_SPEED:
         make_console(stderr=True).print(Text(
             f"rhtui: --speed {speed:g} is above {MAX_DEMO_SPEED:g}: the engine's timeouts and waits run on the "
@@ -146,9 +157,10 @@ def main_callback(
             f"Use --speed {MAX_DEMO_SPEED:g} or less."
         ))
         raise typer.Exit(2)
+    if ctx.invoked_subcommand is not None:
+        return
     settings = obj.settings()
-    run = RunOptions(demo=demo, headless=headless, scenario=scenario, speed=speed, seed=seed)
-    raise typer.Exit(asyncio.run(_run_session(settings, run)))
+    raise typer.Exit(asyncio.run(_run_session(settings, obj.run_options)))
 
 
 @dataclass(frozen=True)
@@ -158,16 +170,25 @@ class RunOptions:
     scenario: str = "rtx4070s"
     speed: float = 1.0
     seed: int = 0
+    ask: tuple[str, str] | None = None
+    """`rhtui ask`: (question, tier): one round on it, then the synthesis printed."""
+    json_out: bool = False
 
 
 async def _run_session(settings: Settings, run: RunOptions) -> int:
     from rhtui.engine.backend import BackendUnreachable, OllamaBackend
     from rhtui.engine.clock import ScaledClock, SystemClock
+    from rhtui.engine.ensemble.agenda import AgendaError, load_questions
     from rhtui.engine.hardware import open_best_probe
     from rhtui.engine.lock import EngineBusy, EngineLock, LockError, reconcile
     from rhtui.engine.store import Store, StoreError
 
     err = make_console(stderr=True)
+    try:  # a bad --questions file is said before anything starts
+        load_questions(settings.session.questions)
+    except AgendaError as exc:
+        err.print(Text(f"rhtui: {exc}"))
+        return 2
     clock: Clock
     probe: HardwareProbe
     async with AsyncExitStack() as stack:
@@ -229,6 +250,12 @@ async def _run_session(settings: Settings, run: RunOptions) -> int:
                            if store.full else f"rhtui: {exc}"))
             return 1
 
+        if run.ask is not None:
+            from rhtui.commands.ask import run_ask
+
+            code = await run_ask(settings, backend, probe, store, clock, run.ask, json_out=run.json_out,
+                                 on_event=lock.on_event)
+            return await _after_session(store, None, code, err)
         if run.headless:
             from rhtui.commands.headless import run_headless
             from rhtui.engine.orchestrator import Orchestrator
@@ -483,25 +510,91 @@ class ExportWhat(StrEnum):
     runs = "runs"
     proposals = "proposals"
     timeline = "timeline"
+    sft = "sft"
+
+
+class ExportFormat(StrEnum):
+    csv = "csv"
+    json = "json"
+    sft = "sft"
+    preference = "preference"
+    table = "table"  # accepted as before: written as csv
+
+
+class ExportKind(StrEnum):
+    proposal = "proposal"
+    critique = "critique"
+    synthesis = "synthesis"
+    all = "all"
 
 
 @app.command()
 def export(
     ctx: typer.Context,
     what: Annotated[
-        ExportWhat, typer.Argument(help="runs (CSV/JSON), proposals (JSONL) or timeline.")
+        ExportWhat, typer.Argument(help="runs (CSV/JSON), proposals (JSONL), timeline, or sft (training JSONL).")
     ] = ExportWhat.runs,
     session: Annotated[str | None, typer.Option(help="Session name (default: all).")] = None,
-    fmt: Annotated[Format, typer.Option("--format", help="csv or json (proposals are always JSONL).")] = Format.csv,
+    fmt: Annotated[ExportFormat | None, typer.Option(
+        "--format", help="runs, timeline: csv (default) or json; proposals are always JSONL; sft: sft (default: "
+        "TRL conversational messages) or preference (chosen/rejected pairs of one round's proposals whose "
+        "scores differ by 1.0 or more).")] = None,
+    kind: Annotated[ExportKind, typer.Option(
+        help="sft: whose answers: proposal, critique, synthesis, or all three (a judge's JSON never).")
+    ] = ExportKind.proposal,
+    min_score: Annotated[float | None, typer.Option(
+        "--min-score", help="sft: only answers the judges scored at least this (unscored ones are left out; "
+        "preference: the chosen answer's score). Without it, unscored answers are exported too. Answers that "
+        "failed the verifier, and runs recorded without their prompt, are never exported.")] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write to FILE (whole or not at all: a temporary file renamed) instead of stdout.",
+        dir_okay=False)] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Export from the simulator's database.")] = False,
     data_dir: DataDirOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Export runs, proposals or the VRAM timeline to stdout."""
-    from rhtui.commands.report import export_data
+    """Export runs, proposals, the VRAM timeline, or training data (sft) to stdout or -o FILE."""
+    from rhtui.commands.export_sft import check_export_options, run_export
 
+    written = check_export_options(what.value, fmt.value if fmt else None, kind.value, min_score)
     _settings, db, session = session_source(ctx, session, demo)
-    raise typer.Exit(_to_stdout(export_data(db, what.value, session, fmt.value, sys.stdout)))
+    raise typer.Exit(_to_stdout(run_export(db, what.value, session, written, kind.value, min_score, output)))
+
+
+class Tier(StrEnum):
+    quick = "quick"
+    standard = "standard"
+    deep = "deep"
+
+
+@app.command()
+def ask(
+    ctx: typer.Context,
+    question: Annotated[str, typer.Argument(help="Your research question.")],
+    tier: Annotated[Tier, typer.Option("--tier", help="quick: 2 proposers + synthesis; standard: 4 proposers "
+                                       "+ critique + synthesis; deep: all proposers + critique + judge + synthesis.")]
+    = Tier.standard,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the whole round as JSON.")] = False,
+    config: ConfigOption = None,
+    host: HostOption = None,
+    data_dir: DataDirOption = None,
+    modelfiles: ModelfilesOption = None,
+) -> None:
+    """Run one research round on your question and print its synthesis (Markdown on a terminal).
+
+    It uses the same engine, budget guard and database as a session (a session of kind `ask`);
+    with `rhtui --demo ask …` it runs on the built-in simulator."""
+    obj = cli_context(ctx)
+    if not question.strip():
+        make_console(stderr=True).print(Text("rhtui ask: the question is empty"))
+        raise typer.Exit(2)
+    base = obj.run_options or RunOptions(demo=False, headless=True)
+    if obj.session is None:
+        obj.overrides.setdefault("session", {})["name"] = "ask"
+    settings = obj.settings()
+    run = RunOptions(demo=base.demo, headless=True, scenario=base.scenario, speed=base.speed, seed=base.seed,
+                     ask=(question, tier.value), json_out=json_out)
+    raise typer.Exit(asyncio.run(_run_session(settings, run)))
 
 
 @app.command(name="doctor")

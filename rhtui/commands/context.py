@@ -40,6 +40,8 @@ class CliContext:
     """--session given to the root command (report, export and watch fall back to it)."""
     demo: bool = False
     """--demo given to the root command (report, export and watch then read the demo database)."""
+    run_options: Any = None
+    """The root command's --demo/--headless/--scenario/--speed/--seed (`rhtui ask` runs with them)."""
     _settings: Settings | None = None
 
     def set_option(self, name: str, value: Any) -> None:

@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import httpx
 
@@ -268,7 +268,8 @@ class LlmBackend(Protocol):
     async def delete(self, model: str) -> None: ...
     async def preload(self, model: str, options: Mapping[str, Any] | None, keep_alive: float | str) -> float | None: ...
     def generate(
-        self, model: str, prompt: str, options: Mapping[str, Any] | None, keep_alive: float | str
+        self, model: str, prompt: str, options: Mapping[str, Any] | None, keep_alive: float | str,
+        *, format: Mapping[str, Any] | Literal["", "json"] | None = None,
     ) -> AsyncIterator[GenChunk]: ...
     async def unload(self, model: str) -> None: ...
     async def close(self) -> None: ...
@@ -600,13 +601,16 @@ class OllamaBackend:
         return _s(r.load_duration)
 
     async def generate(
-        self, model: str, prompt: str, options: Mapping[str, Any] | None, keep_alive: float | str
+        self, model: str, prompt: str, options: Mapping[str, Any] | None, keep_alive: float | str,
+        *, format: Mapping[str, Any] | Literal["", "json"] | None = None,
     ) -> AsyncIterator[GenChunk]:
         """Stream a generation. Closing the iterator (or cancelling its task) closes the
-        HTTP stream, which makes Ollama stop generating."""
+        HTTP stream, which makes Ollama stop generating. `format`: Ollama's structured outputs
+        ("json" or a JSON schema the answer must follow)."""
         try:
             stream = await self._client.generate(
-                model=model, prompt=prompt, options=dict(options or {}), keep_alive=keep_alive, stream=True
+                model=model, prompt=prompt, options=dict(options or {}), keep_alive=keep_alive, stream=True,
+                format=dict(format) if isinstance(format, Mapping) else format,
             )
             async for part in stream:
                 if part.done:

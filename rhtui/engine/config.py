@@ -121,7 +121,9 @@ class SessionOptions(_Section):
     duration_min: float = Field(480.0, gt=0.0, le=60 * 24 * 30)
     """Wall-clock minutes the session runs (with the simulator, --speed makes more happen in them)."""
     policy: Literal["fair", "efficiency"] = "fair"
-    """fair: every enabled student once per cycle; efficiency: best tokens per GPU-second first."""
+    """fair: every enabled student once per cycle, reordered so consecutive pairs fit when preloading;
+    efficiency: the weighted score of `[policy.weights]` first (judge score, tokens per GPU-second, VRAM,
+    failures)."""
     skip_largest_on_trend: bool = True
     """When VRAM use is trending up, skip the largest students first."""
     skip_slowest_when_short: bool = True

@@ -68,6 +68,9 @@ def engine_on_sim(sim: Sim, store: Store, data_dir: Path, *, budget: dict | None
                   **overrides) -> tuple[Orchestrator, Recorder, OllamaBackend]:
     """An Orchestrator on the simulator over HTTP, no cooldown unless `budget` sets one, its events
     recorded: (orchestrator, recorder, backend); the caller closes the backend."""
+    # the tests of the engine's mechanics run six proposers a cycle (no critique, synthesis or judge);
+    # those of the research round pass ensemble={"mode": "full"}
+    overrides.setdefault("ensemble", {"mode": "proposals-only"})
     settings = Settings(
         ollama_host=sim.url, data_dir=data_dir, sample_interval_s=0.05,
         budget={"cooldown_s": 0, **(budget or {})}, session=session or {}, **overrides,

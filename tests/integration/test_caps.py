@@ -16,7 +16,8 @@ from rhtui.engine.backend import MAX_LINE_BYTES, MB, LineTooLong, OllamaBackend
 from rhtui.engine.clock import ScaledClock
 from rhtui.engine.config import Settings
 from rhtui.engine.hardware import NoGpuProbe
-from rhtui.engine.orchestrator import PROPOSAL_CAP_CHARS, Orchestrator
+from rhtui.engine.orchestrator import Orchestrator
+from rhtui.engine.runs import PROPOSAL_CAP_CHARS
 from tests.fault_servers import FaultServer
 
 pytestmark = pytest.mark.integration

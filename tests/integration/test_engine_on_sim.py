@@ -230,22 +230,22 @@ async def test_a_student_left_resident_after_a_timeout_is_not_another_processs_v
     await asyncio.wait_for(orch.run(), 60)
     runs = await store.runs()
     assert [r.status for r in runs] == ["timeout"]
-    assert orch._strays_until is not None  # the sampler now watches /api/ps for what the load left behind
+    assert orch.sampler.strays_until is not None  # the sampler now watches /api/ps for what the load left behind
 
     # the load finished behind our back: rh-alpha is resident again, as Ollama would keep it
     await orch.backend.preload("rh-alpha", None, 600)
     alpha = next(m.vram_mb for m in await orch.backend.ps() if m.name.startswith("rh-alpha"))
     snap = await orch._fresh_snapshot()
-    assert orch._vram_window[-1][1] == pytest.approx(snap.vram_used_mb - alpha)
+    assert orch.sampler.window[-1][1] == pytest.approx(snap.vram_used_mb - alpha)
 
-    orch._strays_until = None  # without the watch (and with NVML) the student would count as external growth
+    orch.sampler.strays_until = None  # without the watch (and with NVML) the student would count as external growth
     snap = await orch._fresh_snapshot()
-    assert orch._vram_window[-1][1] == pytest.approx(snap.vram_used_mb)
+    assert orch.sampler.window[-1][1] == pytest.approx(snap.vram_used_mb)
 
 
 async def test_the_engine_keeps_costs_not_proposals_in_memory(sim, store, make_engine, monkeypatch):
     """A week-long session must not hold every proposal: the profiles' window keeps costs only."""
-    monkeypatch.setattr("rhtui.engine.orchestrator.PROFILE_WINDOW", 1)
+    monkeypatch.setattr("rhtui.engine.rounds.PROFILE_WINDOW", 1)
     orch, _ = make_engine(session={"max_cycles": 2}, students=[{"name": "rh-alpha"}])
     await asyncio.wait_for(orch.run(), 60)
     stored = await store.runs(session_id=orch.session_id)

@@ -11,7 +11,7 @@ import asyncio
 import pytest
 
 from rhtui.engine import events as ev
-from rhtui.engine.orchestrator import BUSY_RETRY_S, BUSY_TRIES
+from rhtui.engine.runs import BUSY_RETRY_S, BUSY_TRIES
 from rhtui.sim.faults import LOAD_ERROR_TEXT, STREAM_ERROR_TEXT, STREAM_OOM_TEXT
 from rhtui.sim.scenario import load_scenario
 from tests.integration.conftest import Timeline
