@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from rhtui.engine.ensemble.agenda import MAX_QUESTION_CHARS, Agenda, AgendaError, load_questions
-from rhtui.engine.prompts import load_prompts
 
 
 def _write(tmp_path: Path, name: str, text: str | bytes) -> Path:
@@ -21,7 +20,11 @@ def _write(tmp_path: Path, name: str, text: str | bytes) -> Path:
 
 def test_none_loads_the_shipped_bank():
     questions = load_questions(None)
-    assert questions == load_prompts()
+    import tomllib
+    from importlib import resources
+
+    shipped = tomllib.loads(resources.files("rhtui").joinpath("data/prompts.toml").read_text(encoding="utf-8"))
+    assert questions == [q.strip() for q in shipped["prompts"]]
     assert len(questions) >= 10
     assert all(q and q == q.strip() for q in questions)
 
