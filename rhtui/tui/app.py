@@ -41,6 +41,7 @@ from rhtui.engine.handle import EngineHandle
 from rhtui.engine.hardware import HardwareProbe
 from rhtui.engine.store import Store
 from rhtui.tui.idle_gc import IdleCollector
+from rhtui.tui.screens.ask import AskScreen
 from rhtui.tui.screens.base import RhtuiScreen, ViewHost
 from rhtui.tui.screens.charts import ChartsScreen
 from rhtui.tui.screens.confirm_quit import ConfirmQuit
@@ -57,6 +58,7 @@ from rhtui.tui.textual_compat import (
     widget_bindings,
 )
 from rhtui.tui.widgets.cycle_chart import CycleTokens
+from rhtui.tui.widgets.score_chart import ScoreSeries
 from rhtui.tui.widgets.student_chart import StudentBars
 from rhtui.tui.widgets.vram_chart import VramSeries
 
@@ -111,6 +113,9 @@ def engine_message(event: ev.Event) -> EngineEvent:
 # -- the app -------------------------------------------------------------------------
 
 
+SESSION_KEYS = ("toggle_pause", "skip", "emergency_stop", "clear_emergency", "ask")
+"""The session's one-letter controls: off while the question box is open."""
+
 NO_SIGNALS = (AttributeError, NotImplementedError, RuntimeError, ValueError)
 """What installing a signal handler raises off the main thread or on Windows: run without them."""
 
@@ -139,6 +144,8 @@ class RhtuiApp(StopOnUnhandledError, InstantModeSwitch, App[int]):
                 tooltip="Emergency stop: abort the generation, unload every model, pause"),
         Binding("r", "clear_emergency", "Resume", id="clear_emergency",
                 tooltip="Resume after an emergency stop"),
+        Binding("a", "ask", "Ask", id="ask",
+                tooltip="Ask a question: its research round (tier quick, standard or deep) runs next, between cycles"),
         Binding("question_mark,f1", "help", "Help", id="help",
                 tooltip="Show every key and what it does"),
         Binding("q", "quit", "Quit", id="quit",
@@ -469,16 +476,30 @@ class RhtuiApp(StopOnUnhandledError, InstantModeSwitch, App[int]):
         items = list(self.model.cycle_tokens)
         return CycleTokens(tuple(c for c, _ in items), tuple(t for _, t in items))
 
+    def score_series(self) -> ScoreSeries:
+        """Per student with a score, the mean of its scored answers in each cycle."""
+        names, points = [], []
+        for r in self.model.students.values():
+            by_cycle: dict[int, list[float]] = {}
+            for cycle, _run_id, score in r.score_points:
+                by_cycle.setdefault(cycle, []).append(score)
+            if by_cycle:
+                names.append(r.name)
+                points.append(tuple((c, sum(v) / len(v)) for c, v in sorted(by_cycle.items())))
+        return ScoreSeries(tuple(names), tuple(points))
+
     # -- actions -------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         m = self.model
         live = self.orchestrator is not None and m.finished is None and not m.engine_error and not self.quitting
+        if action in SESSION_KEYS and self.asking:
+            return False  # typing a question: a stray key never pauses, skips or stops the session
         if action == "clear_emergency":
             return bool(live and m.emergency is not None)
         if action == "skip":
             return True if (live and m.current is not None) else None
-        if action in ("toggle_pause", "emergency_stop"):
+        if action in ("toggle_pause", "emergency_stop", "ask"):
             return True if live else None
         return True
 
@@ -515,6 +536,27 @@ class RhtuiApp(StopOnUnhandledError, InstantModeSwitch, App[int]):
 
     def action_clear_emergency(self) -> None:
         self._control("resume after emergency", lambda o: o.clear_emergency())
+
+    @property
+    def asking(self) -> bool:
+        """The question box is open."""
+        try:
+            return any(isinstance(s, AskScreen) for s in self.screen_stack)
+        except Exception:  # no screen yet
+            return False
+
+    def action_ask(self) -> None:
+        if self.asking:
+            return
+        self.push_screen(AskScreen(), callback=self._asked)
+
+    def _asked(self, answer: tuple[str, str] | None) -> None:
+        if answer is None:
+            return
+        question, tier = answer
+        if self._control("ask", lambda o: o.ask(question, tier)):
+            self.notify(f"Asked ({tier}): its round runs next, between cycles; see the proposals view (3).",
+                        markup=False, timeout=5)
 
     def toggle_student(self, student: str) -> None:
         row = self.model.students.get(student)

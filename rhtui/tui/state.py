@@ -10,7 +10,7 @@ The log lines are the engine's own (`eventlog.format_event`), so the dashboard,
 the headless log and the `events` table word every event alike; like the headless
 log, the dashboard leaves out the debug-level ones.
 
-Everything that grows with the session is bounded: the log, the proposals and
+Everything that grows with the session is bounded: the log, the rounds, the proposals and
 the run history are deques; the VRAM timeline (timeline.py) is a fixed number of
 buckets whose width doubles when full; per-student aggregates are running sums.
 """
@@ -32,8 +32,8 @@ from rhtui.engine.records import RunRecord, StudentStats
 from rhtui.tui.timeline import TIMELINE_BUCKETS, Timeline
 
 __all__ = [
-    "AREAS", "CYCLES_KEPT", "HISTORY_KEPT", "LOG_LINES", "PROPOSALS_KEPT", "TIMELINE_BUCKETS",
-    "HistoryRow", "LogLine", "StudentRow", "Timeline", "UiModel",
+    "ACTIVE", "AREAS", "CYCLES_KEPT", "HISTORY_KEPT", "LOG_LINES", "PROPOSALS_KEPT", "ROUNDS_KEPT",
+    "TIMELINE_BUCKETS", "Answer", "HistoryRow", "LogLine", "Round", "StudentRow", "Timeline", "UiModel",
 ]
 
 AREAS = (
@@ -45,6 +45,7 @@ AREAS = (
     "students",
     "cycles",
     "proposals",
+    "scores",
     "history",
     "banner",
     "backend",
@@ -56,6 +57,14 @@ HISTORY_KEPT = 500
 """Runs the history view keeps (about 4 hours at the reference pace); the store keeps them all."""
 CYCLES_KEPT = 500
 VRAM_SAMPLES_PER_STUDENT = 200
+ROUNDS_KEPT = 40
+"""Research rounds the proposals view keeps (each a question and its answers); the store keeps them all."""
+SCORES_PER_STUDENT = 200
+"""Scored answers per student the score chart keeps."""
+SCORED_RUNS_KEPT = 2000
+"""Run ids whose score was counted: a repeated score (a rescore, a replay) replaces, never adds twice."""
+ACTIVE = ("loading", "running", "unloading")
+"""A student's phases on the card: with preloading, one student loads while another writes."""
 
 RUN_STATUS_TO_ROW = {
     "ok": "done",
@@ -100,6 +109,12 @@ class StudentRow:
     health: str = "healthy"
     """healthy, degraded (failed its last tries) or quarantined (the engine's StudentHealthChanged)."""
     health_reason: str = ""
+    role: str = ""
+    """Its role this cycle (proposal, critique, synthesis or judge; "" none), from CycleStarted."""
+    kind: str = ""
+    """What its current (or last) run of this cycle is: a student may critique, then judge."""
+    preload_beside: str | None = None
+    """Loading early, beside this student that is writing (a Preload that overlapped)."""
     # this session's aggregates (bounded)
     runs: int = 0
     failures: int = 0
@@ -110,6 +125,16 @@ class StudentRow:
     tps_n: int = 0
     tokens_sum: int = 0
     vram: deque[float] = field(default_factory=lambda: deque(maxlen=VRAM_SAMPLES_PER_STUDENT))
+    score_sum: float = 0.0
+    score_n: int = 0
+    score_points: deque[tuple[int, int | None, float]] = field(
+        default_factory=lambda: deque(maxlen=SCORES_PER_STUDENT))
+    """(cycle, run id, score) of its scored answers, oldest first (the score chart)."""
+
+    @property
+    def mean_score(self) -> float | None:
+        """The mean of the judges' scores of its answers seen this session (None: none scored yet)."""
+        return self.score_sum / self.score_n if self.score_n else None
 
     def session_stats(self) -> StudentStats:
         vram = sorted(self.vram)
@@ -134,6 +159,57 @@ def _p95(sorted_values: list[float]) -> float | None:
         return None
     k = max(0, math.ceil(0.95 * len(sorted_values)) - 1)
     return sorted_values[k]
+
+
+@dataclass(slots=True)
+class Answer:
+    """One run of a research round as the proposals view shows it: the run, and its score once a
+    judge gave one (`RunScored` arrives after the run finished)."""
+
+    seq: int
+    run: RunRecord
+    score: float | None = None
+    scores: dict | None = None
+    """{criterion: {"score": float, "reason": str}}"""
+    judges: tuple[str, ...] = ()
+    scored: bool = False
+    """A judge's answer arrived (or the run carried its score): `score` None then means unscored."""
+    score_reason: str = ""
+    """Why it is unscored (the judges' answers were malformed), in the engine's words."""
+
+
+@dataclass(slots=True)
+class Round:
+    """One cycle's research round: its question, who holds which role, and its runs by kind."""
+
+    cycle: int
+    question: str = ""
+    roles: tuple[tuple[str, str], ...] = ()
+    runs: dict[str, list[Answer]] = field(default_factory=dict)
+    """kind (proposal, critique, synthesis, judge) -> its runs, in the order they finished."""
+
+    def answers(self) -> list[Answer]:
+        """What the round answered, in reading order: the proposals, the critique, the synthesis
+        (a judge's run is not an answer: its score shows on the answer it scored)."""
+        out: list[Answer] = []
+        for kind in ("proposal", "critique", "synthesis"):
+            out += self.runs.get(kind, [])
+        for kind, items in self.runs.items():  # a kind this version does not know, last
+            if kind not in ("proposal", "critique", "synthesis", "judge"):
+                out += items
+        return out
+
+    def find(self, run_id: int | None, student: str, kind: str) -> Answer | None:
+        """The answer with `run_id`; without an id, the student's latest of that kind."""
+        for items in self.runs.values():
+            for a in items:
+                if run_id is not None and a.run.id == run_id:
+                    return a
+        if run_id is None:
+            for a in reversed(self.runs.get(kind, [])):
+                if a.run.student == student:
+                    return a
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +259,10 @@ class UiModel:
         self.state_reason: str = ""
         self.cycle: int = 0
         self.order: tuple[str, ...] = ()
-        self.current: str | None = None
+        self.question: str = ""
+        """This cycle's research question (untrusted text: sanitise before showing it)."""
+        self._active: dict[str, None] = {}
+        """Students in a phase on the card (loading, running, unloading), in the order they began."""
         self.students: dict[str, StudentRow] = {}
         for name, model, enabled in students:
             self.students[name] = StudentRow(name=name, model=model, enabled=enabled)
@@ -199,8 +278,13 @@ class UiModel:
         self.log: deque[LogLine] = deque(maxlen=LOG_LINES)
         self.log_seq = 0
         self.proposals: deque[tuple[int, RunRecord]] = deque(maxlen=PROPOSALS_KEPT)
+        """The answers with text (proposals, critiques, syntheses; no judge's run), oldest first."""
         self.proposal_seq = 0
-        self.latest_proposal: dict[str, tuple[int, RunRecord]] = {}
+        self.answer_seq = 0
+        self.rounds: deque[Round] = deque(maxlen=ROUNDS_KEPT)
+        """This session's research rounds, oldest first."""
+        self._scored: dict[int, tuple[str, float]] = {}
+        """run id -> (student, score) counted in the student's mean (bounded: SCORED_RUNS_KEPT)."""
         self.history: deque[HistoryRow] = deque(maxlen=HISTORY_KEPT)
         self.history_seq = 0
         self.cycle_tokens: deque[tuple[int, int]] = deque(maxlen=CYCLES_KEPT)
@@ -264,6 +348,45 @@ class UiModel:
     def remaining_s(self) -> float | None:
         e = self.elapsed_s
         return None if e is None else max(0.0, self.duration_s - e)
+
+    @property
+    def active(self) -> list[str]:
+        """The students on the card now, the writer first: with preloading, one may load while
+        another writes."""
+        writers = [s for s in self._active if (r := self.students.get(s)) is not None and r.status == "running"]
+        return writers + [s for s in self._active if s not in writers]
+
+    @property
+    def current(self) -> str | None:
+        """The student writing now (else the one loading or unloading); None when none is active."""
+        active = self.active
+        return active[0] if active else None
+
+    def _activate(self, student: str) -> None:
+        self._active.pop(student, None)
+        self._active[student] = None
+
+    def _deactivate(self, student: str) -> None:
+        self._active.pop(student, None)
+
+    def round(self, cycle: int, question: str = "") -> Round:
+        """The round of `cycle` (made when a run arrives for a cycle whose start was not seen)."""
+        for r in reversed(self.rounds):
+            if r.cycle == cycle:
+                if question and not r.question:
+                    r.question = question
+                return r
+        rnd = Round(cycle=cycle, question=question)
+        self.rounds.append(rnd)
+        return rnd
+
+    def find_answer(self, seq: int) -> Answer | None:
+        for rnd in reversed(self.rounds):
+            for items in rnd.runs.values():
+                for a in items:
+                    if a.seq == seq:
+                        return a
+        return None
 
     @property
     def next_student(self) -> str | None:
@@ -355,9 +478,20 @@ class UiModel:
     def _cycle_started(self, e: ev.CycleStarted) -> None:
         self.cycle = e.cycle
         self.order = tuple(e.order)
+        self.question = e.question
+        roles: dict[str, str] = {}
+        for student, role in e.roles:
+            roles.setdefault(student, role)  # the first listed is the one the queue shows
+            self.row(student)
+        rnd = self.round(e.cycle, e.question)
+        rnd.roles = tuple(e.roles)
         for name, r in self.students.items():
             r.in_cycle = name in self.order
             r.position = self.order.index(name) + 1 if r.in_cycle else None
+            r.role, r.kind = roles.get(name, ""), ""
+            if name in self._active:  # loading early for this cycle, or still unloading: its phase stands
+                continue
+            r.preload_beside = None
             r.tokens, r.tok_s, r.elapsed_s, r.timeout_s = 0, None, None, None
             r.reason = ""
             if r.enabled:
@@ -365,7 +499,7 @@ class UiModel:
             else:
                 r.status = "disabled"
                 r.reason = "disabled by user"
-        self.bump("status", "queue")
+        self.bump("status", "queue", "proposals")
 
     def _queued(self, e: ev.StudentQueued) -> None:
         r = self.row(e.student)
@@ -392,9 +526,12 @@ class UiModel:
 
     def _started(self, e: ev.StudentStarted) -> None:
         r = self.row(e.student)
-        self.current = e.student
+        self._activate(e.student)
         r.status = "loading"
         r.reason = ""
+        r.kind = e.kind
+        r.role = r.role or e.kind
+        r.preload_beside = None
         r.need_mb = e.need_mb if e.need_mb is not None else r.need_mb
         r.fits = True
         r.tokens, r.tok_s, r.elapsed_s, r.timeout_s = 0, None, 0.0, e.timeout_s
@@ -402,13 +539,33 @@ class UiModel:
 
     def _phase(self, e: ev.StudentPhaseChanged) -> None:
         r = self.row(e.student)
+        before = self.current
+        if e.phase in ACTIVE:
+            self._activate(e.student)
         if r.status != e.phase:
             r.status = e.phase
             self.bump("queue")
+        if self.current != before:
+            self.bump("status")
+
+    def _preload(self, e: ev.Preload) -> None:
+        """The next student loads beside the writer (overlapped): both are on the card now."""
+        r = self.row(e.student)
+        if not e.overlapped:
+            if r.preload_beside is not None:
+                r.preload_beside = None
+                self.bump("queue")
+            return
+        r.preload_beside = e.beside
+        if r.status not in ACTIVE:
+            r.status = "loading"
+            r.tokens, r.tok_s, r.elapsed_s = 0, None, None
+        self._activate(e.student)
+        self.bump("queue", "status")
 
     def _tokens(self, e: ev.TokensProgress) -> None:
         r = self.row(e.student)
-        self.current = e.student
+        self._activate(e.student)
         # the row is redrawn when the shown second changes (or the status): at most about once
         # a second however fast the engine reports tokens; the numbers are the latest then
         shown_before = (r.status, int(r.elapsed_s or 0), r.tok_s is None)
@@ -420,8 +577,8 @@ class UiModel:
     def _finished(self, e: ev.StudentFinished) -> None:
         run = e.run
         r = self.row(e.student)
-        if self.current == e.student:
-            self.current = None
+        self._deactivate(e.student)
+        r.preload_beside = None
         r.status = RUN_STATUS_TO_ROW.get(run.status, run.status)
         r.reason = run.reason or run.error
         r.tokens = run.tokens or r.tokens
@@ -462,18 +619,65 @@ class UiModel:
                 reason=run.reason or run.error,
             )
         )
-        if run.proposal:
-            self.proposal_seq += 1
-            item = (self.proposal_seq, run)
-            self.proposals.append(item)
-            self.latest_proposal[run.student] = item
-            self.bump("proposals")
+        self._add_to_round(run)
         self.bump("queue", "history", "students", "status")
+
+    def _add_to_round(self, run: RunRecord) -> None:
+        if run.status == "skipped":
+            return
+        self.answer_seq += 1
+        answer = Answer(seq=self.answer_seq, run=run)
+        if run.score is not None or run.scores:  # a run read back after it was judged (`rhtui watch`)
+            answer.scored, answer.score, answer.scores = True, run.score, run.scores
+            if run.score is not None:
+                self._count_score(run.id, run.student, run.cycle, run.score)
+        self.round(run.cycle, run.question).runs.setdefault(run.kind, []).append(answer)
+        if run.proposal and run.kind != "judge":
+            self.proposal_seq += 1
+            self.proposals.append((answer.seq, run))
+        self.bump("proposals")
+
+    def _count_score(self, run_id: int | None, student: str, cycle: int, score: float) -> None:
+        """Add a score to the student's mean and chart; a run scored again replaces its old score."""
+        if not math.isfinite(score):
+            return
+        if run_id is not None and run_id in self._scored:
+            old_student, old = self._scored.pop(run_id)
+            o = self.row(old_student)
+            o.score_sum -= old
+            o.score_n -= 1
+            kept = [p for p in o.score_points if p[1] != run_id]
+            o.score_points.clear()
+            o.score_points.extend(kept)
+        r = self.row(student)
+        r.score_sum += score
+        r.score_n += 1
+        r.score_points.append((cycle, run_id, score))
+        if run_id is not None:
+            self._scored[run_id] = (student, score)
+            while len(self._scored) > SCORED_RUNS_KEPT:
+                del self._scored[next(iter(self._scored))]
+        self.bump("scores", "queue")
+
+    def _run_scored(self, e: ev.RunScored) -> None:
+        """A judge scored an answer (after it finished): on the answer, and in its author's mean."""
+        answer = None
+        for rnd in reversed(self.rounds):
+            if rnd.cycle == e.cycle:
+                answer = rnd.find(e.run_id, e.student, e.kind)
+                break
+        if answer is not None:
+            answer.scored = True
+            answer.score, answer.scores, answer.judges = e.score, e.scores, tuple(e.judges)
+            answer.score_reason = e.reason
+            self.bump("proposals")
+        if e.score is not None:
+            self._count_score(e.run_id, e.student, e.cycle, float(e.score))
 
     def _skipped(self, e: ev.StudentSkipped) -> None:
         r = self.row(e.student)
-        if self.current == e.student:
-            self.current = None
+        self._deactivate(e.student)
+        r.preload_beside = None
         r.status = {"disabled": "disabled", "missing": "missing"}.get(e.kind, "skipped")
         r.reason = e.reason
         if e.kind == "budget":
@@ -528,7 +732,7 @@ class UiModel:
     def _session_finished(self, e: ev.SessionFinished) -> None:
         self.finished = e
         self.finished_ts = e.ts
-        self.current = None
+        self._active.clear()
         self.state = "finished"
         self.bump("banner", "status", "queue")
 
@@ -536,7 +740,7 @@ class UiModel:
         """The engine's task raised: not an event, so this line is the dashboard's own."""
         self.engine_error = error
         self.state = "finished"
-        self.current = None
+        self._active.clear()
         self.add_log(ts, "critical", f"the engine stopped with an error: {error}")
         self.bump("banner", "status")
 
@@ -556,6 +760,8 @@ _HANDLERS: dict[type[ev.Event], Handler] = {
     ev.StudentPhaseChanged: UiModel._phase,
     ev.TokensProgress: UiModel._tokens,
     ev.StudentFinished: UiModel._finished,
+    ev.RunScored: UiModel._run_scored,
+    ev.Preload: UiModel._preload,
     ev.StudentSkipped: UiModel._skipped,
     ev.StudentHealthChanged: UiModel._health,
     ev.CycleFinished: UiModel._cycle_finished,

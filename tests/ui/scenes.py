@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 from rhtui.engine import events as ev
-from tests.ui.fakes import MID_CYCLE_NOW, REFERENCE, T0, TOTAL_MB, mid_cycle, run_record, snapshot
+from tests.ui.fakes import (
+    MID_CYCLE_NOW,
+    REFERENCE,
+    ROUND_SCORES,
+    T0,
+    TOTAL_MB,
+    mid_cycle,
+    research_round,
+    round_under_way,
+    run_record,
+    session_start,
+    snapshot,
+)
 
 NASTY_PROPOSAL = (
     "# Spectral approach \x1b[31mred\x1b[0m\n\n"
@@ -125,3 +137,28 @@ def no_card_total() -> tuple[list[ev.Event], float]:
         else:
             out.append(e)
     return out, MID_CYCLE_NOW
+
+
+def research_rounds() -> tuple[list[ev.Event], float]:
+    """Round 1 judged (four proposals, rh-beta's failing the verifier, rh-zeta's critique, rh-delta's
+    synthesis, the scores); round 2 under way: rh-alpha writes while rh-beta preloads beside it."""
+    return round_under_way()
+
+
+def judged_rounds(n: int = 8) -> tuple[list[ev.Event], float]:
+    """`n` judged rounds with seeded scores (a different proposer failing the verifier now and then),
+    for the score chart."""
+    import random
+
+    rng = random.Random(7)
+    events: list[ev.Event] = list(session_start())
+    events.append(ev.HardwareSampled(ts=T0, snapshot=snapshot(T0, 900.0)))
+    t = T0
+    failing = (None, "rh-beta", None, "rh-gamma", None, None, "rh-beta", None)
+    for cycle in range(1, n + 1):
+        scores = {s: round(min(10.0, max(1.0, v + rng.uniform(-1.2, 1.2) + 0.1 * cycle)), 1)
+                  for s, v in ROUND_SCORES.items()}
+        scores["rh-beta"] = round(5.0 + rng.uniform(-1.0, 1.0), 1)
+        done, t = research_round(cycle, t, scores=scores, failing=failing[(cycle - 1) % len(failing)])
+        events += done
+    return events, t + 1

@@ -22,6 +22,7 @@ from rhtui.tui.widgets.chart import Chart, nice_ticks
 from rhtui.tui.widgets.cycle_chart import CycleChart, CycleTokens
 from rhtui.tui.widgets.gauges import Gauges
 from rhtui.tui.widgets.runs_table import RunsTable
+from rhtui.tui.widgets.score_chart import ScoreChart, ScoreSeries
 from rhtui.tui.widgets.status_bar import StatusBar, StatusInfo
 from rhtui.tui.widgets.student_chart import StudentBars, StudentChart
 from rhtui.tui.widgets.student_queue import StudentQueue
@@ -68,6 +69,12 @@ def feed_student_chart(w: StudentChart, values, total) -> None:
     w.set_data(StudentBars(tuple(f"rh-{i}" for i in range(len(values))), values), 1)
 
 
+def feed_score_chart(w: ScoreChart, values, total) -> None:
+    """One student scored `values` over cycles 1..n, and one scored only in the last of them."""
+    points = tuple((i + 1, v) for i, v in enumerate(values))
+    w.set_data(ScoreSeries(("rh-alpha", "rh-beta"), (points, points[-1:])), 1)
+
+
 def feed_gauges(w: Gauges, values, total) -> None:
     budget = BudgetPolicy()
     w.show(None, "ollama-ps", budget)
@@ -101,6 +108,7 @@ WIDGETS = {
     "cycle_chart": (lambda: CycleChart(id="w"), feed_cycle_chart),
     "student_chart_tps": (lambda: StudentChart("tps", id="w"), feed_student_chart),
     "student_chart_secs": (lambda: StudentChart("secs", id="w"), feed_student_chart),
+    "score_chart": (lambda: ScoreChart(id="w"), feed_score_chart),
     "gauges": (lambda: Gauges(BudgetPolicy(), id="w"), feed_gauges),
     "status_bar": (lambda: StatusBar("dashboard", id="w"), feed_status_bar),
     "student_queue": (lambda: StudentQueue(id="w"), feed_student_queue),

@@ -110,3 +110,39 @@ def test_charts_view_without_a_card_total(snap_compare, make_ui):
     """2 without the card's total: the VRAM timeline scaled to what was used, titled N/A, no limit lines."""
     events, now = scenes.no_card_total()
     assert snap_compare(make_ui(events, now=now), terminal_size=(160, 50), press=["2"], run_before=_settle)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_dashboard_research_round(snap_compare, make_ui, size):
+    """A round under way: each student's role and mean score; rh-alpha writes while rh-beta preloads."""
+    events, now = scenes.research_rounds()
+    assert snap_compare(make_ui(events, now=now), terminal_size=size, run_before=_settle)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_proposals_research_round(snap_compare, make_ui, size):
+    """3: rounds grouped by cycle, newest first: the question, the proposals (score or unscored, verifier
+    ✓ or ✗), the critique, the synthesis; the synthesis shown with its scores and the whole round on top."""
+    events, now = scenes.research_rounds()
+    assert snap_compare(make_ui(events, now=now), terminal_size=size, press=["3"], run_before=_settle)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_ask_modal(snap_compare, make_ui, size):
+    """a: the question box, with the tier choice (standard by default)."""
+    events, now = scenes.research_rounds()
+
+    async def run_before(pilot):
+        await pilot.press("a")
+        await _settle(pilot)
+        await pilot.press(*"Is the de Bruijn-Newman constant zero?")
+        await _settle(pilot)
+
+    assert snap_compare(make_ui(events, now=now), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_charts_research_rounds(snap_compare, make_ui, size):
+    """2 after judged rounds: the score per student over cycles beside tokens per cycle."""
+    events, now = scenes.judged_rounds()
+    assert snap_compare(make_ui(events, now=now), terminal_size=size, press=["2"], run_before=_settle)

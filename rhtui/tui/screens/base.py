@@ -17,12 +17,13 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widget import Widget
 
-from rhtui.tui.state import UiModel
+from rhtui.tui.state import StudentRow, UiModel
 from rhtui.tui.text import fmt_mb, one_line
 from rhtui.tui.textual_compat import cap_query_one_cache, stylesheet_generation
 from rhtui.tui.widgets.banner import Banner
 from rhtui.tui.widgets.cycle_chart import CycleTokens
 from rhtui.tui.widgets.footer import RhFooter
+from rhtui.tui.widgets.score_chart import ScoreSeries
 from rhtui.tui.widgets.status_bar import StatusBar, StatusInfo
 from rhtui.tui.widgets.student_chart import StudentBars
 from rhtui.tui.widgets.vram_chart import VramSeries
@@ -52,6 +53,8 @@ class ViewHost(Protocol):
     def student_bars(self, metric: str) -> StudentBars: ...
 
     def cycle_tokens(self) -> CycleTokens: ...
+
+    def score_series(self) -> ScoreSeries: ...
 
 
 def status_info(m: UiModel) -> StatusInfo:
@@ -132,17 +135,30 @@ def activity(m: UiModel) -> str:
     cycle = f"Cycle {m.cycle}"
     if m.current is not None:
         row = m.students.get(m.current)
-        doing = {"loading": "is loading", "unloading": "is unloading"}.get(row.status if row else "", "is writing")
+        doing = _doing(row)
         place = ""
         if row is not None and row.position and m.order:
             place = f" ({row.position} of {len(m.order)})"
+        beside = "".join(f"; {other} {_doing(m.students.get(other))} beside it" for other in m.active[1:])
         nxt = m.next_student
         then = f"; next {nxt}" if nxt else ""
-        return f"▶ {cycle}: {m.current}{place} {doing}{then}."
+        return f"▶ {cycle}: {m.current}{place} {doing}{beside}{then}."
     nxt = m.next_student
     if nxt:
         return f"▶ {cycle}: {nxt} is next."
     return f"▶ {cycle} done: waiting for the next cycle."
+
+
+WRITING = {"proposal": "is writing", "critique": "is critiquing", "synthesis": "is writing the synthesis",
+           "judge": "is judging"}
+
+
+def _doing(row: StudentRow | None) -> str:
+    """What a student on the card is doing, in words: loading, writing (what), unloading."""
+    status = row.status if row is not None else ""
+    if status in ("loading", "unloading"):
+        return f"is {status}"
+    return WRITING.get(row.kind if row is not None else "", "is writing")
 
 
 W = TypeVar("W", bound=Widget)
@@ -170,9 +186,9 @@ class RhtuiScreen(Screen):
         Binding("1", "app.switch_view('dashboard')", "Dashboard", id="view_dashboard", group=VIEW_GROUP, show=False,
                 tooltip="Gauges, student queue and log"),
         Binding("2", "app.switch_view('charts')", "Charts", id="view_charts", group=VIEW_GROUP, show=False,
-                tooltip="VRAM timeline, tok/s and seconds per student, tokens per cycle"),
+                tooltip="VRAM timeline, tokens per cycle, score per student, tok/s and seconds per student"),
         Binding("3", "app.switch_view('proposals')", "Proposals", id="view_proposals", group=VIEW_GROUP, show=False,
-                tooltip="The session's proposals with their metrics"),
+                tooltip="The research rounds: question, proposals, critique, synthesis, with scores"),
         Binding("4", "app.switch_view('history')", "History", id="view_history", group=VIEW_GROUP, show=False,
                 tooltip="Every run of this session"),
     ]

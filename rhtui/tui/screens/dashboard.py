@@ -26,6 +26,12 @@ def host_source() -> str:
     return "from --host, rhtui.toml or the default"
 
 
+def _phase(model: UiModel, student: str) -> str:
+    """running, loading or unloading: two students may be on the card at once (preloading)."""
+    row = model.students.get(student)
+    return row.status if row is not None and row.status in ("loading", "unloading") else "running"
+
+
 class DashboardScreen(RhtuiScreen):
     VIEW = "dashboard"
 
@@ -72,7 +78,7 @@ class DashboardScreen(RhtuiScreen):
             queue = self.query_one(StudentQueue)
             queue.show(list(model.students.values()), model.next_student)
             policy = f" · policy {model.policy}" if model.policy else ""
-            running = f" · running {model.current}" if model.current else ""
+            running = "".join(f" · {_phase(model, name)} {name}" for name in model.active)
             queue.border_title = f"Students · cycle {model.cycle or '–'}{policy}{running}"
         if self.changed(model, "log"):
             self.query_one(CycleLog).append(model.log)

@@ -1,4 +1,5 @@
-"""Proposals: the latest of each student and every proposal of the session, with metrics."""
+"""Proposals: this session's research rounds (question, proposals, critique, synthesis, with their
+scores and verifier results), and the answer picked, with its metrics."""
 
 from __future__ import annotations
 
@@ -6,9 +7,8 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 
-from rhtui.engine.records import RunRecord
 from rhtui.tui.screens.base import RhtuiScreen, titled
-from rhtui.tui.state import UiModel
+from rhtui.tui.state import Answer, Round, UiModel
 from rhtui.tui.widgets.proposal_list import ProposalList
 from rhtui.tui.widgets.proposal_view import ProposalView
 
@@ -23,16 +23,15 @@ class ProposalsScreen(RhtuiScreen):
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="proposals-body"):
-            yield titled(ProposalList(id="proposal-list"), "Proposals")
-            yield titled(ProposalView(id="proposal-view"), "Proposal")
+            yield titled(ProposalList(id="proposal-list"), "Rounds")
+            yield titled(ProposalView(id="proposal-view"), "Answer")
 
-    def _find(self, model: UiModel, seq: int) -> RunRecord | None:
-        for s, run in reversed(model.proposals):
-            if s == seq:
-                return run
-        for s, run in model.latest_proposal.values():
-            if s == seq:
-                return run
+    def _find(self, model: UiModel, seq: int) -> tuple[Answer, Round] | None:
+        for rnd in reversed(model.rounds):
+            for items in rnd.runs.values():
+                for a in items:
+                    if a.seq == seq:
+                        return a, rnd
         return None
 
     @on(ProposalList.Picked)
@@ -41,13 +40,21 @@ class ProposalsScreen(RhtuiScreen):
         self._show_selected(self.rh_app.model)
 
     def _show_selected(self, model: UiModel) -> None:
-        run = self._find(model, self._selected) if self._selected is not None else None
+        found = self._find(model, self._selected) if self._selected is not None else None
         view = self.query_one(ProposalView)
-        view.show(run)
-        if run is not None:
-            view.border_title = f"{run.student} · cycle {run.cycle} · {run.status}"
+        if found is None:
+            view.show(None)
+            view.border_title = "Answer"
+            return
+        answer, rnd = found
+        run = answer.run
+        view.show(run, answer, rnd)
+        score = f" · {answer.score:.1f}/10" if answer.score is not None else ""
+        view.border_title = f"{run.student} · {run.kind} · cycle {run.cycle} · {run.status}{score}"
 
     def sync_body(self, model: UiModel) -> None:
         if self.changed(model, "proposals"):
-            self.query_one(ProposalList).show(model.latest_proposal, model.proposals, list(model.students))
-            self.query_one(ProposalList).border_title = f"Proposals ({model.proposal_seq})"
+            listing = self.query_one(ProposalList)
+            listing.show(model.rounds)
+            listing.border_title = f"Rounds · {model.proposal_seq} answers"
+            self._show_selected(model)  # a score may have arrived for the answer shown

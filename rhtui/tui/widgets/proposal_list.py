@@ -1,38 +1,63 @@
-"""The list of proposals: the latest of each student, then all of this session's, newest first."""
+"""The list of answers grouped by research round, newest round first: its cycle and question, then
+its proposals (author, score, verifier), the critique and the synthesis. A judge's run is not listed:
+its score shows on the answer it scored."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from textual.content import Content
 from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from rhtui.engine.records import RunRecord
-from rhtui.tui.text import fmt_int, one_line
+from rhtui.tui.state import Answer, Round
+from rhtui.tui.text import one_line
 from rhtui.tui.textual_compat import cap_option_list_cache
 
 MARK = {"ok": "✔", "timeout": "◔", "error": "✖", "aborted": "✖", "emergency": "■", "skipped": "↷"}
 
 
-def _label(seq: int, run: RunRecord) -> Content:
-    """``✔ rh-alpha   c3   2,847`` (mark, student, cycle, tokens): 23 cells."""
+KIND_LABEL = {"proposal": "prop", "critique": "crit", "synthesis": "synth", "judge": "judge"}
+QUESTION_CHARS = 75
+"""The question in the list: about three lines of it (the view shows it whole)."""
+
+
+def score_label(answer: Answer) -> str:
+    """``7.4`` or ``unscored`` (not judged yet, or the judges' answers were malformed)."""
+    return "unscored" if answer.score is None else f"{answer.score:.1f}"
+
+
+def verifier_mark(verifier: tuple[str, ...] | None) -> tuple[str, str]:
+    """(mark, style): ✓ passed, ✗ failed, blank when the run was not verified."""
+    if verifier is None:
+        return " ", ""
+    return ("✓", "$text-success") if not verifier else ("✗", "bold $text-error")
+
+
+def _label(answer: Answer) -> Content:
+    """``✔ rh-alpha   prop       7.4 ✓`` (status, author, kind, score, verifier): 29 cells."""
+    run = answer.run
     mark = MARK.get(run.status, "·")
     style = "$text-success" if run.status == "ok" else "$text-warning"
+    scored = run.kind in ("proposal", "synthesis")
+    score = score_label(answer) if scored else ""
+    vmark, vstyle = verifier_mark(run.verifier)
     return Content.assemble(
         (f"{mark} ", style),
         (f"{one_line(run.student, 10):<10}", "bold"),
-        (f" c{run.cycle:<3}{fmt_int(run.tokens):>6}", "$text-muted"),
+        (f" {KIND_LABEL.get(run.kind, one_line(run.kind, 5)):<5}", "$text-muted"),
+        (f" {score:>8}", "$text-muted" if answer.score is None else "bold"),
+        (f" {vmark}", vstyle),
     )
 
 
 class ProposalList(OptionList):
-    """Option ids: ``latest-<seq>`` and ``all-<seq>``; `Picked` carries the sequence number."""
+    """Option ids: ``run-<seq>`` (an answer's sequence number); `Picked` carries it."""
 
     DEFAULT_CSS = """
     ProposalList {
-        width: 30;
+        width: 34;
         height: 1fr;
         scrollbar-size-vertical: 1;
     }
@@ -45,37 +70,42 @@ class ProposalList(OptionList):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, markup=False)
-        cap_option_list_cache(self, 512)  # ~210 options at most (200 proposals, 6 latest, headings)
+        cap_option_list_cache(self, 512)  # ~400 options at most (40 rounds of 2 headings and ~8 answers)
         self._shown: tuple = ()
 
-    def show(self, latest: Mapping[str, tuple[int, RunRecord]], items: Sequence[tuple[int, RunRecord]],
-             student_order: Sequence[str]) -> None:
-        key = (tuple(seq for seq, _ in latest.values()), items[-1][0] if items else 0, len(items))
+    def show(self, rounds: Sequence[Round]) -> None:
+        key = tuple(
+            (rnd.cycle, rnd.question, tuple((a.seq, a.score, a.scored, a.run.verifier) for a in rnd.answers()))
+            for rnd in rounds
+        )
         if key == self._shown:
             return
         self._shown = key
         highlighted = self.highlighted_option.id if self.highlighted_option is not None else None
-        options: list[Option | None] = [
-            Option(Content.styled("Latest per student  tokens", "bold $accent"), disabled=True)
-        ]
-        order = [s for s in student_order if s in latest] + [s for s in latest if s not in student_order]
-        for student in order:
-            seq, run = latest[student]
-            options.append(Option(_label(seq, run), id=f"latest-{seq}"))
-        if not latest:
-            options.append(Option(Content.styled("  none yet", "$text-muted"), disabled=True))
-        options.append(None)
-        options.append(Option(Content.styled(f"All {len(items)} (newest first)", "bold $accent"), disabled=True))
-        for seq, run in reversed(items):
-            options.append(Option(_label(seq, run), id=f"all-{seq}"))
+        options: list[Option | None] = []
+        newest: int | None = None
+        for rnd in reversed(rounds):
+            answers = rnd.answers()
+            if options:
+                options.append(None)
+            count = f" · {len(answers)} answer{'' if len(answers) == 1 else 's'}" if answers else " · under way"
+            options.append(Option(Content.assemble((f"Cycle {rnd.cycle}", "bold $accent"), (count, "$text-muted")),
+                                  disabled=True))
+            if rnd.question:
+                options.append(Option(Content.styled(one_line(rnd.question, QUESTION_CHARS), "italic $text-muted"),
+                                      disabled=True))
+            for a in answers:
+                options.append(Option(_label(a), id=f"run-{a.seq}"))
+                newest = a.seq if newest is None else max(newest, a.seq)
+        if not options:
+            options.append(Option(Content.styled("No answer yet: the rounds appear here as the students finish.",
+                                                 "$text-muted"), disabled=True))
         self.clear_options()
         self.add_options(options)
         target = highlighted
         if target is None or not self._has(target):
-            # nothing chosen yet: the newest proposal, in the per-student list at the top
-            target = f"latest-{items[-1][0]}" if items else None
-            if target is None or not self._has(target):
-                target = next((o.id for o in options if o is not None and o.id), None)
+            # nothing chosen yet (or it was dropped): the newest answer
+            target = f"run-{newest}" if newest is not None else None
         if target is not None:
             self.highlighted = self.get_option_index(target)
 

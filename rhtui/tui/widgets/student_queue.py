@@ -1,4 +1,5 @@
-"""The student queue: one row per student with its status, learned profile and whether it fits."""
+"""The student queue: one row per student with its status, its role this cycle, its learned profile,
+its mean score and whether it fits."""
 
 from __future__ import annotations
 
@@ -46,10 +47,17 @@ STATUS_COLOR = {
     "idle": "dim",
 }
 
+ROLE_LABEL = {
+    "proposal": "prop", "proposer": "prop", "critique": "crit", "critic": "crit",
+    "synthesis": "synth", "judge": "judge",
+}
+"""A role (or a run's kind) in five cells at most."""
+
 # (key, label, compact width, wide width); width 0 = takes the rest
 COLUMNS = (
     ("name", "Student", 10, 13),
     ("status", "Status", 11, 12),
+    ("role", "Role", 5, 5),
     ("now", "Now", 0, 0),
     ("runs", "Runs", 4, 5),
     ("vram", "GB μ/p95", 8, 0),
@@ -57,10 +65,15 @@ COLUMNS = (
     ("vram_p95", "p95 MB", 0, 7),
     ("secs", "s μ", 5, 6),
     ("tps", "tok/s", 5, 6),
+    ("score", "Score", 5, 5),
     ("need", "Need MB", 0, 7),
     ("fits", "Fits", 4, 4),
 )
 WIDE_AT = 118
+DROPS = ("need", "vram_p95", "runs", "secs")
+"""Left out in this order while the Now column would be narrower than NOW_MIN (an 80- or 120-column
+terminal): what a row says now matters more than these."""
+NOW_MIN = {False: 14, True: 26}
 
 
 class StudentQueue(DataTable):
@@ -115,9 +128,16 @@ class StudentQueue(DataTable):
             for k, label, cw, ww in COLUMNS
             if (ww if self._wide else cw) or k == "now"
         ]
-        used = sum(w + 2 * self.cell_padding for _, _, w in cols) + 1
-        rest = max(10, self.size.width - used)
-        return [(k, label, rest if k == "now" else w) for k, label, w in cols]
+
+        def rest(cs: list[tuple[str, str, int]]) -> int:
+            return self.size.width - (sum(w + 2 * self.cell_padding for _, _, w in cs) + 1)
+
+        for key in DROPS:
+            if rest(cols) >= NOW_MIN[bool(self._wide)]:
+                break
+            cols = [c for c in cols if c[0] != key]
+        now_w = max(10, rest(cols))
+        return [(k, label, now_w if k == "now" else w) for k, label, w in cols]
 
     def _rebuild(self) -> None:
         if self._wide is None:
@@ -174,7 +194,9 @@ class StudentQueue(DataTable):
             return Text(s, style=st or base, end="", no_wrap=True, overflow="ellipsis")
 
         roomy = now_w >= 26
-        if active:
+        if active and r.status == "loading" and r.preload_beside is not None:
+            now = f"preloading beside {one_line(r.preload_beside, 20)}" if roomy else "preloading"
+        elif active:
             bits = []
             if r.tok_s is not None:
                 bits.append(f"{r.tok_s:.0f} t/s")
@@ -216,11 +238,13 @@ class StudentQueue(DataTable):
         return {
             "name": t(("▶ " if active else "  ") + r.name if self._wide else r.name, style),
             "status": t(STATUS_ICON.get(status, status), style),
+            "role": t(_role(r, active)),
             "now": t(now, style if active else _health_style(r.health, colors)),
             "runs": t(str(p.runs) if p.runs else "—"),
             **vram,
             "secs": t(fmt_num(p.seconds_mean)),
             "tps": t(fmt_num(p.tok_per_s_mean, 0)),
+            "score": t(fmt_num(r.mean_score)),
             "fits": fits,
         }
 
@@ -229,6 +253,14 @@ def _health_style(health: str, colors: dict) -> str:
     """The Now cell of a failing student: warning colour when degraded, error when quarantined."""
     name = {"degraded": "text-warning", "quarantined": "text-error"}.get(health)
     return theme_color(colors, name) if name else ""
+
+
+def _role(r: StudentRow, active: bool) -> str:
+    """Its role this cycle; while it runs, what the run is (the critic judges after its critique)."""
+    label = (r.kind if active else "") or r.role
+    if not label:
+        return "—"
+    return ROLE_LABEL.get(label, one_line(label, 5))
 
 
 def _gb(mb: float | None) -> str:
