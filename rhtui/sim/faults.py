@@ -17,7 +17,11 @@ The kinds, each as a client meets it from a real Ollama (texts from Ollama's sou
 - ``stall``, ``disconnect``, ``malformed``: the stream stops, is cut, carries a line that is not JSON;
 - ``stream_error``, ``stream_oom``: an ``{"error": "..."}`` line in the middle of a stream that
   began with 200, after which the stream ends (routes.go streamResponse), as when the runner
-  fails while generating.
+  fails while generating;
+- ``malformed_json``: a request that asked for structured output (``format``) gets an answer that
+  is not valid JSON (cut short, or wrapped in prose), streamed and finished normally, so that a
+  client's retry path can be tested. Only such requests take it (`FaultBook.malformed_json`);
+  the scenario's ``malformed_json_rate`` (0 when it has none) draws it at random.
 
 ``FaultBook.inject(kind, model, count, text=...)`` replaces the kind's text (http_500,
 load_error, oom, stream_error, stream_oom).
@@ -35,7 +39,7 @@ from .scenario import Scenario
 __all__ = ["FAULT_KINDS", "FaultBook", "FaultPlan"]
 
 FAULT_KINDS = ("http_500", "stall", "disconnect", "malformed", "oom", "busy", "load_error", "stream_error",
-               "stream_oom")
+               "stream_oom", "malformed_json")
 _HTTP_500_TEXTS = (
     "llama runner process has terminated: exit status 2",
     "an error was encountered while running the model: unexpected EOF",
@@ -92,6 +96,7 @@ class FaultBook:
         self._injections: list[_Injection] = []
         self._down = [_Window(w.at_s, w.at_s + w.for_s, scenario=True) for w in scenario.faults.server_down]
         self._requests = 0
+        self._json_requests = 0
 
     # -- injections -------------------------------------------------------------------------
 
@@ -156,6 +161,16 @@ class FaultBook:
             if plan.stream_error is None and (inj := self._take(kind, model)):
                 plan.stream_error, plan.stream_error_at = inj.text or default, 0.0
         return plan
+
+    def malformed_json(self, model: str) -> bool:
+        """Whether the structured answer (``format``) now asked of `model` comes out as invalid
+        JSON: an injection, else the scenario's ``malformed_json_rate``, drawn from its own RNG
+        so that the other kinds' draws stay as they were."""
+        self._json_requests += 1
+        if self._take("malformed_json", full_name(model)):
+            return True
+        rate = float(getattr(self.scenario.faults, "malformed_json_rate", 0.0))
+        return self.enabled and rate > 0 and random.Random(f"{self.seed}:json:{self._json_requests}").random() < rate
 
     def _oom_text(self, rng: random.Random) -> str:
         if rng.random() < 0.5:

@@ -35,6 +35,8 @@ class Generation:
     options: dict[str, Any]
     keep_alive: float
     faults: FaultPlan
+    format: Any = None
+    """Ollama's structured output: "json", a JSON schema (a dict), or None for plain text."""
     runner: Runner | None = None
     pieces: list[str] = field(default_factory=list)
     done_reason: str = "stop"
@@ -84,7 +86,9 @@ class Generation:
         w, r = self.world, self.runner
         if r is None:
             raise RuntimeError("enter the generation (`async with`) before streaming")
-        self.pieces, self.done_reason = w.plan_tokens(self.model, self.options)
+        system = self.system if self.system is not None else self.model.system
+        self.pieces, self.done_reason = w.plan_tokens(self.model, self.options, self.prompt, system=system,
+                                                      format=self.format)
         self._sid = w.add_stream(r)
         self.prompt_eval_count = self.count_prompt_tokens()
         self.prompt_eval_s = self.prompt_eval_count / (PROMPT_SPEEDUP * w.decode_rate(r))

@@ -1,6 +1,7 @@
 """Where a model runs: Ollama's scheduler (server/sched.go) imitated, without state or time.
 
-`SimWorld` holds the runners and the clock; this module holds the rules it applies to them:
+`SimWorld` holds the runners and the clock, and the order of requests (one load at a time:
+`SimWorld.acquire`); this module holds the rules it applies to them:
 
 - a `Runner` holds weights + KV cache for ``num_ctx x num_parallel`` tokens (Ollama gives each of
   its ``OLLAMA_NUM_PARALLEL`` slots a full context); `num_parallel_from_env` reads that variable
@@ -134,6 +135,11 @@ class Runner:
     evict_for: str | None = None
     """Set when this busy runner was picked to make room (the model waiting); evicted at release.
     A request that joins it meanwhile does not cancel this (in Ollama, one passing keep_alive would)."""
+    copy_s: float = 0.0
+    """How long its weights took to reach memory: the last part of its load, ending at ready_at
+    (the runner's start, ``disk.load_init_s``, comes first)."""
+    copy_gbps: float = 0.0
+    """GB/s its weight copy wrote into VRAM meanwhile: memory bandwidth taken from decoding."""
 
     @property
     def cpu_mb(self) -> float:
@@ -142,6 +148,10 @@ class Runner:
     @property
     def gpu_fraction(self) -> float:
         return self.gpu_mb / self.size_mb if self.size_mb else 1.0
+
+    def copying(self, now: float) -> bool:
+        """Its weights are on their way to the card at `now` (the copy part of its load)."""
+        return self.ready_at - self.copy_s <= now < self.ready_at
 
 
 class Freeing(NamedTuple):

@@ -78,13 +78,24 @@ class CpuSpec(_Strict):
 
 
 class PcieSpec(_Strict):
-    gbps: float = Field(25.0, ge=0)
+    """The host-to-card link. A load copies its weights over it while they are read from disk,
+    so the copy runs at the slower of the two (see `DiskSpec`)."""
+
+    gbps: float = Field(25.0, gt=0, description="host-to-GPU copy rate, GB/s")
 
 
 class DiskSpec(_Strict):
-    read_gbps: float = Field(3.0, gt=0)
-    load_init_s: float = Field(0.8, ge=0)
-    unload_s: float = Field(0.3, ge=0)
+    """Loading a model: the runner starts (`load_init_s`: process, GPU context, memory reserved),
+    then its weights are read at `read_gbps` and the part that goes on the GPU is copied over
+    PCIe at ``pcie.gbps``, both at once: the copy takes
+    ``max(weights / read_gbps, weights_on_gpu / pcie.gbps)`` seconds, i.e.
+    ``weights / min(read_gbps, pcie.gbps)`` for a model fully on the GPU. Meanwhile the copy writes
+    ``weights_on_gpu / copy seconds`` GB/s into VRAM, and that much memory bandwidth is taken
+    from any decode running on the card."""
+
+    read_gbps: float = Field(3.0, gt=0, description="model file read rate, GB/s")
+    load_init_s: float = Field(0.8, ge=0, description="runner start before the weights are copied, s")
+    unload_s: float = Field(0.3, ge=0, description="runner shutdown; its memory is held until it ends, s")
 
 
 class OllamaSpec(_Strict):

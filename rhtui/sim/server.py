@@ -432,6 +432,7 @@ class SimServer:
                 raise SimError(400, "options must be an object")
         except SimError as exc:
             return _error(exc.status, exc.message)
+        fmt, fmt_error = _read_format(body.get("format"))
         stream = body.get("stream") is not False
         out = _Shape(name, chat, w)
 
@@ -446,13 +447,15 @@ class SimServer:
             return _error(500, faults.http_500)
         try:
             gen = w.generation(model.name, prompt, system=system, options=options,
-                               keep_alive=body.get("keep_alive"), faults=faults)
+                               keep_alive=body.get("keep_alive"), faults=faults, format=fmt)
             await gen.__aenter__()  # loading happens before any byte is sent, as in Ollama
         except SimError as exc:
             return _error(exc.status, exc.message)
         try:
             if prompt == "":
                 return web.json_response(out.final("", "load"))
+            if fmt_error:  # the runner refuses it once the model is loaded (llm/llama_server.go Completion)
+                return _error(500, fmt_error)
             if stream:
                 return await self._stream(request, gen, out, faults)
             return await self._whole(request, gen, out, faults)
@@ -511,6 +514,17 @@ class SimServer:
             text = json.dumps(body)
             return web.Response(text=text[: len(text) // 2], content_type="application/json")
         return web.json_response(body)
+
+
+def _read_format(value: Any) -> tuple[Any, str | None]:
+    """A request's ``format`` as Ollama reads it (llm/llama_server.go): null or "" is none,
+    "json" any JSON, an object a JSON schema; anything else is refused with Ollama's text."""
+    if value is None or value == "":
+        return None, None
+    if value == "json" or isinstance(value, dict):
+        return value, None
+    raw = json.dumps(value, separators=(",", ":"))
+    return None, f'invalid format: {json.dumps(raw)}; expected "json" or a valid JSON Schema object'
 
 
 class _Shape:

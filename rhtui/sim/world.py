@@ -5,27 +5,37 @@ from the moment the world was made (``world.elapsed()``). `SimWorld` holds the s
 memory, other processes' VRAM, faults) and moves it through time; where a model goes and which
 runner makes room for it follow Ollama's scheduler, imitated in `rhtui.sim.placement`. Besides:
 
-- a model loads in ``weights_mb / 1000 / disk.read_gbps + disk.load_init_s`` seconds;
+- a load takes ``disk.load_init_s`` (the runner starts; its memory is held from here), then
+  copies the weights: read from disk at ``disk.read_gbps`` while the GPU part crosses PCIe at
+  ``pcie.gbps``, so ``weights / min(read_gbps, pcie.gbps)`` seconds for a model fully on the GPU
+  (`copy_s`); meanwhile the copy writes that many GB/s into VRAM;
+- one load at a time, as Ollama's scheduler (server/sched.go): a request that a loaded runner
+  can serve gets it at once; any other waits its turn in a queue (`acquire`); a request that
+  is cancelled while its model loads aborts that load;
 - num_parallel comes from the scenario (``[ollama] num_parallel``, default 1 like current
   Ollama) unless ``OLLAMA_NUM_PARALLEL`` is set in this process's environment; a student's
   measured ``resident_mb`` is for one slot;
 - keep_alive: default ``ollama.keep_alive_s``; a request may pass its own (see
   `rhtui.sim.placement.parse_keep_alive`);
 - decode is memory-bound: one stream runs at ``bandwidth * decode_efficiency / weights``
-  tokens/s; 2+ concurrent streams share ``concurrent_gain`` x one stream's rate; a load in
-  progress takes ``pcie.gbps`` of the bandwidth; prompt evaluation runs 20x faster.
+  tokens/s; 2+ concurrent streams share ``concurrent_gain`` x one stream's rate; a weight copy
+  in progress takes the GB/s it writes out of the memory bandwidth (`decode_rate`); prompt
+  evaluation runs 20x faster.
 
 Lazy by design: expiry, unload completion and VRAM of other processes are functions of time,
 evaluated whenever the world is looked at (`tick()`), so nothing polls in the background.
-``load_log`` records every load, unload, eviction, expiry, offload and OOM.
+``load_log`` records every load, unload, eviction, expiry, offload and OOM; `stats()` counts
+loads, seconds loading, loads overlapping a decode and the peak VRAM of the card.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import random
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -50,9 +60,19 @@ from .placement import (
 )
 from .registry import ModelRegistry
 from .scenario import Scenario
-from .text import proposal_tokens
+from .text import (
+    END_MARKER,
+    answer_quality,
+    cut_at_stop,
+    json_text,
+    malform_json,
+    proposal_text,
+    read_prompt,
+    sprinkle_hostile,
+    tokenize,
+)
 
-__all__ = ["LogEntry", "SimWorld"]
+__all__ = ["LogEntry", "SimWorld", "WorldStats"]
 
 
 class LogEntry(NamedTuple):
@@ -74,10 +94,92 @@ class _External:
     scenario: bool = False
 
 
-@dataclass
 class _Stream:
+    """One generate request's stream; its phase is "prompt" or "decode". A change of phase is
+    first noted in the world's ledger (what ran until now), through `note`."""
+
+    __slots__ = ("_note", "_phase", "runner")
+
+    def __init__(self, runner: Runner, note: Callable[[], None], phase: str = "prompt") -> None:
+        self.runner = runner
+        self._note = note
+        self._phase = phase
+
+    @property
+    def phase(self) -> str:
+        return self._phase
+
+    @phase.setter
+    def phase(self, value: str) -> None:
+        self._note()
+        self._phase = value
+
+
+class _StreamTable(MutableMapping[int, _Stream]):
+    """``world.streams``: a dict that notes the world's ledger before any stream comes or goes,
+    so the seconds a load overlapped a decode are exact, not sampled."""
+
+    def __init__(self, note: Callable[[], None]) -> None:
+        self._note = note
+        self._d: dict[int, _Stream] = {}
+
+    def __getitem__(self, key: int) -> _Stream:
+        return self._d[key]
+
+    def __setitem__(self, key: int, value: _Stream) -> None:
+        self._note()
+        self._d[key] = value
+
+    def __delitem__(self, key: int) -> None:
+        self._note()
+        del self._d[key]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._d)
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+
+@dataclass(eq=False)
+class _LoadRecord:
+    """One load, kept after its runner is gone: for `SimWorld.stats`."""
+
     runner: Runner
-    phase: str = "prompt"
+    cut_at: float | None = None
+    """When the load was aborted (its request cancelled), if it was."""
+    held_until: float = FOREVER
+    """When its memory was free again (the runner unloaded and shut down)."""
+
+    @property
+    def start(self) -> float:
+        return self.runner.loaded_at
+
+    @property
+    def end(self) -> float:
+        ready = self.runner.ready_at
+        return ready if self.cut_at is None else min(ready, self.cut_at)
+
+
+@dataclass(frozen=True)
+class WorldStats:
+    """What loading cost since the world started (``world.stats()``), in simulated seconds."""
+
+    loads: int
+    """Loads started (every ``load`` line of the load log; an aborted one too)."""
+    loading_s: float
+    """Seconds spent loading, summed over the loads (one at a time, so never overlapping)."""
+    load_decode_overlap_s: float
+    """Seconds during which a load was in progress while a stream was decoding."""
+    peak_vram_mb: float
+    """The most VRAM used on the card at any moment: models, baseline and other processes
+    (what NVML would have shown, so never more than the card has)."""
+    vram_total_mb: float
+
+    @property
+    def peak_vram_fraction(self) -> float:
+        """Peak VRAM over the card's size: above the budget's max_fraction means over budget."""
+        return self.peak_vram_mb / self.vram_total_mb
 
 
 class SimWorld:
@@ -109,11 +211,17 @@ class SimWorld:
         self._runners: dict[str, Runner] = {}
         self._freeing: list[Freeing] = []  # memory of unloaded runners still shutting down
         self._external = [_External(e.at_s, e.at_s + e.for_s, e.mb, scenario=True) for e in scenario.external]
-        self.streams: dict[int, _Stream] = {}
+        self.streams = _StreamTable(self._note)
         self._next_id = 1
         self._next_pid = 41000
         self._gen_count: dict[str, int] = {}
         self._unloads = 0  # runners unloaded so far: a request waiting for an eviction watches it
+        self._pending: list[object] = []  # requests waiting for the scheduler, first = the one it serves
+        self._unloaded_until = 0.0  # when the memory of the latest unloaded runner is free again
+        self._loads: dict[Runner, _LoadRecord] = {}  # every load, in order
+        self._external_past: list[_External] = []  # cleared windows of other processes' VRAM, as they were
+        self._overlap_s = 0.0  # seconds a load overlapped a decode, up to _noted_at
+        self._noted_at = 0.0
         self._changed: asyncio.Event | None = None
         self._temp_c = 34.0
         self._temp_ts = 0.0
@@ -234,7 +342,10 @@ class SimWorld:
 
     def clear_external(self, *, include_scenario: bool = False) -> None:
         """Drop the VRAM added with `add_external` (and the scenario's [[external]] if asked)."""
+        now = self.elapsed()
+        gone = [w for w in self._external if not w.scenario or include_scenario]
         self._external = [w for w in self._external if w.scenario and not include_scenario]
+        self._external_past += [_External(w.start, min(w.end, now), w.mb) for w in gone if w.start < now]
         self._signal()
 
     def external_mb(self) -> float:
@@ -283,16 +394,29 @@ class SimWorld:
     def loaded_names(self) -> list[str]:
         return [r.name for r in self.runners()]
 
-    def load_time_s(self, model: SimModel) -> float:
-        d = self.scenario.disk
-        return model.weights_mb / 1000.0 / d.read_gbps + d.load_init_s
+    def load_time_s(self, model: SimModel, gpu_fraction: float = 1.0) -> float:
+        """Seconds a load of `model` takes once it has room: the runner's start, then the copy."""
+        return self.scenario.disk.load_init_s + self.copy_s(model.weights_mb, gpu_fraction)
+
+    def copy_s(self, weights_mb: float, gpu_fraction: float = 1.0) -> float:
+        """Seconds to bring `weights_mb` of weights in: all of them are read from disk at
+        ``disk.read_gbps`` while the `gpu_fraction` part is copied over PCIe at ``pcie.gbps``,
+        at the same time, so the slower of the two sets the pace."""
+        gb = weights_mb / 1000.0
+        return max(gb / self.scenario.disk.read_gbps, gb * gpu_fraction / self.scenario.pcie.gbps)
 
     # -- runners (where they go: rhtui.sim.placement) ---------------------------------------
 
     def _unload(self, r: Runner, ts: float, action: str, detail: str) -> None:
         if self._runners.get(r.name) is r:
             del self._runners[r.name]
-        self._freeing.append(Freeing(r.gpu_mb, r.cpu_mb + RUNNER_RAM_MB, ts + self.scenario.disk.unload_s))
+        held_until = ts + self.scenario.disk.unload_s if r.loaded_at < ts else ts  # none held yet: none to free
+        if held_until > ts:
+            self._freeing.append(Freeing(r.gpu_mb, r.cpu_mb + RUNNER_RAM_MB, held_until))
+        self._unloaded_until = held_until
+        rec = self._loads.get(r)
+        if rec is not None:
+            rec.held_until = min(rec.held_until, held_until)
         self._unloads += 1
         self._log(ts, action, r.name, detail)
         self._signal()
@@ -318,8 +442,18 @@ class SimWorld:
         )
 
     async def acquire(self, model: SimModel, num_ctx: int, keep_alive: float, plan: FaultPlan) -> Runner:
-        """A ready runner for `model`, loading it (and evicting others) when needed."""
-        num_parallel = self.num_parallel
+        """A ready runner for `model`, loading it (and evicting others) when needed.
+
+        As Ollama's scheduler (server/sched.go). ``GetRunner``: a request that a loaded runner
+        can serve (same model and options) gets it at once (``useLoadedRunner``), whatever else
+        is loading or waiting; while that runner is still loading, its loading request holds the
+        runner's lock, so the request waits for the load to end (``needsReload`` takes
+        ``refMu``). Any other request queues for ``processPending``, which takes one request at
+        a time and is held by it until its runner is loaded: in 0.12.x the next request blocks
+        on the loading runner's ``refMu`` (``updateFreeSpace``, ``findRunnerToUnload``), in later
+        versions ``load`` waits for ``llama.Load`` itself. So a second load starts only when the
+        first has ended, and a request waiting for an unload holds up the requests behind it."""
+        waited_load_until: float | None = None  # the end of another request's load, waited for
         while True:
             self.tick()
             now = self.elapsed()
@@ -327,25 +461,52 @@ class SimWorld:
             if r is not None and plan.oom_forced and plan.oom:
                 self._unload(r, now, "oom", "runner crashed: " + plan.oom)
                 raise SimError(500, plan.oom)
-            if r is not None and (r.digest != model.digest or r.num_ctx != num_ctx):
-                if r.active == 0 and r.ready_at <= now:
-                    self._unload(r, now, "unload", "reload: model or options changed")
-                else:
-                    await self.wait_changed()
-                continue
-            if r is not None:
-                if r.active >= num_parallel:
+            if r is not None and r.digest == model.digest and r.num_ctx == num_ctx:
+                if r.ready_at > now:
+                    waited_load_until = r.ready_at
+                    await self.clock.sleep(r.ready_at - now)
+                    continue  # a load can be aborted: look again
+                if r.active >= self.num_parallel:
+                    waited_load_until = None
                     await self.wait_changed()
                     continue
                 r.active += 1
                 r.keep_alive = keep_alive
                 r.expires_at = None
                 r.last_used = now
-                r.granted_at = now
-                if r.ready_at > now:
-                    await self._sleep_until(r, r.ready_at)
-                    r.granted_at = r.ready_at
+                # waking up later than the load's end is the clock's jitter, not loading
+                r.granted_at = r.ready_at if waited_load_until == r.ready_at else now
                 return r
+            ticket = object()
+            self._pending.append(ticket)
+            try:
+                while self._pending[0] is not ticket:
+                    await self.wait_changed()
+                loaded = await self._schedule(model, num_ctx, keep_alive, plan)
+            finally:
+                self._pending.remove(ticket)
+                self._signal()
+            if loaded is not None:
+                return loaded
+
+    async def _schedule(self, model: SimModel, num_ctx: int, keep_alive: float, plan: FaultPlan) -> Runner | None:
+        """``processPending`` for one request, which holds the scheduler meanwhile: None when a
+        runner that can serve it is there by now (the request joins it, as with
+        ``useLoadedRunner``), else a new runner, loaded, with this request on it."""
+        while True:
+            self.tick()
+            now = self.elapsed()
+            r = self._runners.get(model.name)
+            if r is not None and r.digest == model.digest and r.num_ctx == num_ctx:
+                return None
+            if r is not None:  # needsReload: expire it (sessionDuration = 0), wait for the unload
+                why = "reload: model or options changed"
+                if is_idle(r, now):
+                    self._unload(r, now, "unload", why)
+                else:
+                    r.unload_when_idle = r.unload_when_idle or why
+                    await self._wait_for_unload()
+                continue
             if plan.oom:
                 self._log(now, "oom", model.name, plan.oom)
                 raise SimError(500, plan.oom)
@@ -355,51 +516,81 @@ class SimWorld:
                 self._log(now, "oom", model.name, placed)
                 raise SimError(500, placed)
             if isinstance(placed, WaitForUnload):
+                # findRunnerToUnload found no idle runner: the busy one unloads when its requests
+                # finish, and processPending waits on unloadedCh (any unload), then looks again
                 for v in placed.victims:
                     self._evict(v, now, model.name)
                 busy = placed.runner
                 busy.keep_alive = 0.0  # sched.go: runnerToExpire.sessionDuration = 0
                 busy.evict_for = busy.evict_for or model.name
-                seen = self._unloads
-                while self._unloads == seen:  # sched.go waits on unloadedCh: any unload, then looks again
-                    await self.wait_changed()
-                    self.tick()
-                    now = self.elapsed()
-                    if self._runners.get(busy.name) is busy and is_idle(busy, now):
-                        # idle without a release: a load whose request was cancelled has ended
-                        self._evict(busy, max(now, busy.ready_at), busy.evict_for or model.name, busy=True)
+                await self._wait_for_unload()
                 continue
             victims, gpu_mb, wait = placed
             for v in victims:
                 self._evict(v, now, model.name)
-            ready = now + wait + self.load_time_s(model)
-            r = Runner(
-                name=model.name, digest=model.digest, num_ctx=num_ctx, weights_mb=model.weights_mb,
-                size_mb=need, gpu_mb=gpu_mb, pid=self._next_pid, loaded_at=now + wait, ready_at=ready,
-                last_used=now, keep_alive=keep_alive, active=1, model_path=model.blob_path(),
-            )
-            self._next_pid += 7
-            self._runners[model.name] = r
-            self._log(now, "load", model.name, f"gpu {gpu_mb:.0f} MB, cpu {need - gpu_mb:.0f} MB, "
-                      f"ready in {ready - now:.2f} s")
-            if gpu_mb < need:
-                self._log(now, "offload", model.name,
-                          f"{need - gpu_mb:.0f} of {need:.0f} MB on the CPU ({r.gpu_fraction:.0%} on the GPU)")
-            self._signal()
-            await self._sleep_until(r, ready)
-            r.granted_at = r.ready_at  # waking up later than that is the clock's jitter, not loading
-            return r
+            return await self._start_load(model, num_ctx, keep_alive, need, gpu_mb, now + wait)
+
+    async def _wait_for_unload(self) -> None:
+        """Until a runner is unloaded (or expires) and its memory is back: processPending waits on
+        ``unloadedCh``, which processCompleted sends only once ``waitForVRAMRecovery`` has seen
+        the runner's VRAM free again."""
+        seen = self._unloads
+        while self._unloads == seen:
+            await self.wait_changed()
+            self.tick()
+        await self.clock.sleep(max(0.0, self._unloaded_until - self.elapsed()))
+
+    async def _start_load(self, model: SimModel, num_ctx: int, keep_alive: float, need: float, gpu_mb: float,
+                          start: float) -> Runner:
+        """Load a runner of `model` from `start` (memory held from then) and wait until it is ready."""
+        now = self.elapsed()
+        f = gpu_mb / need if need else 1.0
+        copy_s = max(1e-9, self.copy_s(model.weights_mb, f))
+        ready = start + self.scenario.disk.load_init_s + copy_s
+        r = Runner(
+            name=model.name, digest=model.digest, num_ctx=num_ctx, weights_mb=model.weights_mb,
+            size_mb=need, gpu_mb=gpu_mb, pid=self._next_pid, loaded_at=start, ready_at=ready,
+            last_used=now, keep_alive=keep_alive, active=1, model_path=model.blob_path(),
+            copy_s=copy_s, copy_gbps=model.weights_mb / 1000.0 * f / copy_s,
+        )
+        self._next_pid += 7
+        self._runners[model.name] = r
+        self._loads[r] = _LoadRecord(r)
+        self._log(now, "load", model.name, f"gpu {gpu_mb:.0f} MB, cpu {need - gpu_mb:.0f} MB, "
+                  f"ready in {ready - now:.2f} s")
+        if gpu_mb < need:
+            self._log(now, "offload", model.name,
+                      f"{need - gpu_mb:.0f} of {need:.0f} MB on the CPU ({r.gpu_fraction:.0%} on the GPU)")
+        self._signal()
+        await self._sleep_until(r, ready)
+        r.granted_at = r.ready_at  # waking up later than that is the clock's jitter, not loading
+        return r
 
     async def _sleep_until(self, r: Runner, t: float) -> None:
+        """Sleep until the load of `r` ends at `t`. When the request is cancelled meanwhile, the
+        load is aborted and the runner goes: Ollama waits for it with the request's context
+        (``llama.WaitUntilRunning(req.ctx)`` in sched.go's ``load``; a failed load is expired)."""
         try:
             await self.clock.sleep(max(0.0, t - self.elapsed()))
         except asyncio.CancelledError:
-            self.release(r, r.keep_alive)  # Ollama finishes the load; keep_alive applies
+            self._abort_load(r)
             raise
         now = self.elapsed()
         if r.ready_at > now:  # the clock's float rounding: the load is over when the sleep is
             r.ready_at = now
             r.loaded_at = min(r.loaded_at, now)
+
+    def _abort_load(self, r: Runner) -> None:
+        """The request loading `r` was cancelled: stop the load and unload the runner."""
+        now = self.elapsed()
+        if r.ready_at <= now or self._runners.get(r.name) is not r:  # loaded (or gone) already
+            self.release(r, r.keep_alive)
+            return
+        r.active = max(0, r.active - 1)
+        rec = self._loads.get(r)
+        if rec is not None:
+            rec.cut_at = now
+        self._unload(r, now, "unload", "load aborted: the request was cancelled")
 
     def release(self, r: Runner, keep_alive: float) -> None:
         now = self.elapsed()
@@ -464,14 +655,25 @@ class SimWorld:
     # -- rates --------------------------------------------------------------------------------
 
     def _loading_count(self) -> int:
+        """Runners loading now (at most one: loads take turns; see `acquire`)."""
         now = self.elapsed()
         return sum(1 for r in self._runners.values() if r.loaded_at <= now < r.ready_at)
 
+    def copy_gbps_now(self) -> float:
+        """GB/s that weight copies in progress write into VRAM now (0 while none is copying)."""
+        now = self.elapsed()
+        return sum(r.copy_gbps for r in self._runners.values() if r.copying(now))
+
     def decode_rate(self, r: Runner) -> float:
-        """Tokens per simulated second for one stream on `r`, given everything running now."""
+        """Tokens per simulated second for one stream on `r`, given everything running now.
+
+        A weight copy in progress writes its GB/s into the card's memory, and decoding gets what
+        is left of the bandwidth, in proportion: ``(bandwidth - copy) / bandwidth``. The stream
+        loop asks again every tick, so a copy that starts or ends changes a running decode's
+        rate within one tick."""
         g, c = self.scenario.gpu, self.scenario.cpu
         bw = g.bandwidth_gbps * g.decode_efficiency
-        bw *= max(0.1, (g.bandwidth_gbps - self.scenario.pcie.gbps * self._loading_count()) / g.bandwidth_gbps)
+        bw *= max(0.1, (g.bandwidth_gbps - self.copy_gbps_now()) / g.bandwidth_gbps)
         decoding = [s.runner for s in self.streams.values() if s.phase == "decode"]
         if r not in decoding:
             decoding.append(r)
@@ -492,6 +694,46 @@ class SimWorld:
         """Decode rate of `name` alone on the card, fully on the GPU (≈106 tok/s for rh-alpha)."""
         g = self.scenario.gpu
         return g.bandwidth_gbps * 1000.0 * g.decode_efficiency / self.model(name).weights_mb
+
+    # -- what loading cost (for benchmarks) ------------------------------------------------------
+
+    def _note(self) -> None:
+        """Bring the overlap ledger up to now, with the streams as they have been since the last
+        note (the stream table notes before any change, so nothing between is missed)."""
+        now = self.elapsed()
+        since = self._noted_at
+        if now <= since:
+            return
+        self._noted_at = now
+        if not any(s.phase == "decode" for s in self.streams.values()):
+            return
+        for rec in reversed(self._loads.values()):  # loads take turns: later ones end later
+            if rec.end <= since:
+                break
+            self._overlap_s += max(0.0, min(rec.end, now) - max(rec.start, since))
+
+    def stats(self) -> WorldStats:
+        """Loads, seconds loading, seconds a load overlapped a decode and the peak VRAM so far."""
+        self.tick()
+        self._note()
+        now = self.elapsed()
+        loading = sum(max(0.0, min(rec.end, now) - rec.start) for rec in self._loads.values())
+        return WorldStats(loads=len(self._loads), loading_s=loading, load_decode_overlap_s=self._overlap_s,
+                          peak_vram_mb=self.peak_vram_mb(), vram_total_mb=self.vram_total_mb)
+
+    def peak_vram_mb(self) -> float:
+        """The most VRAM the card had in use at any moment so far: baseline, models (from the
+        start of their load until their process has shut down) and other processes."""
+        now = self.elapsed()
+        spans = [(rec.start, rec.held_until, rec.runner.gpu_mb) for rec in self._loads.values()]
+        spans += [(w.start, w.end, w.mb) for w in (*self._external, *self._external_past)]
+        changes = [(a, mb) for a, b, mb in spans if a < b and a <= now]
+        changes += [(b, -mb) for a, b, mb in spans if a < b and b <= now]
+        level = peak = self.scenario.gpu.baseline_used_mb
+        for _t, mb in sorted(changes):  # at the same instant, what ends goes before what starts
+            level += mb
+            peak = max(peak, level)
+        return min(self.vram_total_mb, peak)
 
     # -- faults -------------------------------------------------------------------------------
 
@@ -528,29 +770,54 @@ class SimWorld:
 
     def generation(self, name: str, prompt: str, *, system: str | None = None,
                    options: dict[str, Any] | None = None, keep_alive: object = None,
-                   faults: FaultPlan | None = None) -> Generation:
-        """One generate request; ``async with world.generation(...) as g: async for t in g.stream()``."""
+                   faults: FaultPlan | None = None, format: Any = None) -> Generation:
+        """One generate request; ``async with world.generation(...) as g: async for t in g.stream()``.
+        `format`: Ollama's structured output, "json" or a JSON schema (a dict), or None."""
         m = self.model(name)
         return Generation(self, m, prompt, system, self._request_options(options), self.keep_alive_s(keep_alive),
-                          faults or FaultPlan())
+                          faults or FaultPlan(), format)
 
-    def plan_tokens(self, m: SimModel, options: dict[str, Any]) -> tuple[list[str], str]:
-        """The pieces of the next proposal of `m` and its done_reason (stop, or length when
-        num_predict cuts it). Deterministic per (seed, model, how many it has written)."""
-        k = self._gen_count.get(m.name, 0)
-        self._gen_count[m.name] = k + 1
-        rng = random.Random(f"{self.seed}:{m.name}:{k}")
-        n = max(16, int(round(rng.gauss(m.tokens_mean, m.tokens_sd))))
+    def plan_tokens(self, m: SimModel, options: dict[str, Any], prompt: str = "", *,
+                    system: str | None = None, format: Any = None) -> tuple[list[str], str]:
+        """The pieces of the next answer of `m` to `prompt` and its done_reason (stop, or length
+        when num_predict cuts it).
+
+        A proposal has about ``tokens_mean`` +- ``tokens_sd`` tokens, drawn per (seed, model, how
+        many it has written); its text comes from the model, the prompt and the seed (see
+        `rhtui.sim.text.proposal_text`), with the END line only when it was asked for and is not
+        a stop sequence. With `format` ("json" or a JSON schema) the answer is a short JSON
+        document, deterministic per (seed, model, prompt, format), and not valid JSON when a
+        ``malformed_json`` fault applies. Stop sequences (the request's over the model's) end
+        the text and are left out of it, as in Ollama."""
+        context = read_prompt(prompt)
+        if format is not None:
+            rng = random.Random(f"{self.seed}:{m.name}:json:{prompt}:{json.dumps(format, sort_keys=True)}")
+            text = json_text(rng, format, quality=answer_quality(self.seed, context, prompt), author=m.name,
+                             context=context, hostile=self.hostile_text)
+            if self.fault_book.malformed_json(m.name):
+                text = malform_json(rng, text)
+        else:
+            k = self._gen_count.get(m.name, 0)
+            self._gen_count[m.name] = k + 1
+            n = max(16, int(round(random.Random(f"{self.seed}:{m.name}:{k}").gauss(m.tokens_mean, m.tokens_sd))))
+            rng = random.Random(f"{self.seed}:{m.name}:{k}:{prompt}")
+            text = proposal_text(rng, n, author=m.name, context=context)
+            if END_MARKER in prompt or END_MARKER in (system or ""):
+                text += "\n\n" + END_MARKER
+        stops = options.get("stop", m.parameters.get("stop")) or []
+        pieces = tokenize(cut_at_stop(text, stops), json=format is not None)
+        if self.hostile_text and format is None:
+            pieces = sprinkle_hostile(rng, pieces)
         reason = "stop"
         cap = options.get("num_predict", m.parameters.get("num_predict"))  # request over the model's own
-        if cap is not None and 0 < cap < n:
-            n, reason = int(cap), "length"
-        return proposal_tokens(rng, n, hostile=self.hostile_text), reason
+        if cap is not None and 0 < cap < len(pieces):
+            pieces, reason = pieces[: int(cap)], "length"
+        return pieces, reason
 
     def add_stream(self, r: Runner) -> int:
         sid = self._next_id
         self._next_id += 1
-        self.streams[sid] = _Stream(r)
+        self.streams[sid] = _Stream(r, self._note)
         return sid
 
     # -- activity (for the probe) -------------------------------------------------------------

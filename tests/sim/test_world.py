@@ -359,7 +359,7 @@ async def test_a_load_in_progress_takes_pcie_bandwidth(make_world) -> None:
     task = asyncio.ensure_future(w.load("rh-delta"))
     await asyncio.sleep(0.02)
     assert w.runner("rh-delta") is not None and w.vram_used_mb() == pytest.approx(900 + 3847 + 3821)
-    assert w.decode_rate(ra) == pytest.approx(solo * (504 - 25) / 504)
+    # the copy's slowdown of a decode in progress is measured in tests/sim/test_load_physics.py
     await task
     assert w.decode_rate(ra) == pytest.approx(solo)
 
