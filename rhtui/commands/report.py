@@ -414,7 +414,7 @@ async def export_data(db: Path, what: str, session: str | None, fmt: str, out: I
         else:
             # the text (answer and prompt) is in the proposals and sft exports
             rows = [
-                {k: v for k, v in dataclasses.asdict(r).items() if k not in ("proposal", "prompt")}
+                {k: v for k, v in dataclasses.asdict(r).items() if k not in ("proposal", "prompt", "system")}
                 for r in await store.runs(session_name=session)
             ]
             if fmt != "json":  # a CSV cell holds the structured provenance as JSON

@@ -367,7 +367,9 @@ class Rounds(Controls):
             rnd.skipped.append((c.name, why))
             return None
         snap = await self._plan_snapshot(c.name)
-        step = self.scheduler.plan([c], self.latest_profiles, set(), snap, self.remaining_s(), self._trend())
+        # a judge's run is a short JSON answer: the student's learned time (its long answers) is not its cost
+        remaining = None if req.kind == "judge" else self.remaining_s()
+        step = self.scheduler.plan([c], self.latest_profiles, set(), snap, remaining, self._trend())
         if step is None:
             return None
         return await self._step(rnd, c, step, req, next_student=next_student)
@@ -441,7 +443,12 @@ class Rounds(Controls):
         else:
             rnd.failed.append(c.name)
         if outcome.backend_lost:
-            await self._drop_preload()
+            # nothing to ask a server that is gone (a hung one holds each call for its timeout): what
+            # the preload left is unloaded with the rest once Ollama is back
+            pre, self._pre = self._pre, None
+            if pre is not None:
+                pre.task.cancel()
+                self.sampler.settled(pre.student, None)
             if await self._connect(initial=False):
                 await self._unload_students()
             if not self._stop.is_set():

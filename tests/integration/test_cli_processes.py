@@ -36,14 +36,18 @@ def test_headless_demo_prints_each_student_and_cycle_and_stores_everything(tmp_p
     r = run(["--demo", "--headless", "--speed", "60", "--max-cycles", "1", "--data-dir", str(tmp_path)])
     assert r.returncode == 0, r.stderr
     out = r.stdout
+    # a research round: five proposals, rh-zeta's critique and judging, a synthesis
     for name in ("rh-alpha", "rh-beta", "rh-gamma", "rh-delta", "rh-epsilon", "rh-zeta"):
         assert f"[{name}] loading {name}" in out
         assert f"[{name}] done in" in out
-    assert "tok/s, VRAM" in out and "saved run #" in out
-    assert "cycle 1 finished in" in out and "6 completed" in out
+    assert "[rh-zeta] loading rh-zeta for the critique" in out and "for the synthesis" in out
+    assert "proposal scored" in out and "synthesis scored" in out
+    assert "tok/s, VRAM" in out and "saved run #" in out and "question:" in out
+    assert "cycle 1 finished in" in out
     assert "\x1b[" not in out  # NO_COLOR and a pipe: plain text
     db = tmp_path / "rhtui-demo.db"
-    assert statuses(db) == ["ok"] * 6
+    runs = statuses(db)
+    assert len(runs) >= 8 and set(runs) == {"ok"}, runs
     with sqlite3.connect(db) as c:
         assert c.execute("SELECT COUNT(*) FROM hardware_snapshots").fetchone()[0] > 0
         assert c.execute("SELECT ended_at FROM sessions").fetchone()[0] is not None
@@ -52,14 +56,14 @@ def test_headless_demo_prints_each_student_and_cycle_and_stores_everything(tmp_p
     assert rep.returncode == 0, rep.stderr
     data = json.loads(rep.stdout)
     assert [s["student"] for s in data["students"]][0] == "rh-alpha"
-    assert all(s["runs"] == 1 and s["failures"] == 0 and s["vram_p95_mb"] > 3000 for s in data["students"])
+    assert all(s["runs"] >= 1 and s["failures"] == 0 and s["vram_p95_mb"] > 3000 for s in data["students"])
     assert 2 <= len(data["vram_timeline"]) <= 48
     csv = run(["--data-dir", str(tmp_path), "export", "runs", "--demo"])
     assert csv.stdout.splitlines()[0].startswith("session_id,cycle,student,model,status")
-    assert len(csv.stdout.splitlines()) == 7
+    assert len(csv.stdout.splitlines()) == len(runs) + 1
     props = run(["--data-dir", str(tmp_path), "export", "proposals", "--demo"])
     lines = [json.loads(x) for x in props.stdout.splitlines()]
-    assert len(lines) == 6 and all(x["proposal"] for x in lines)
+    assert len(lines) == len(runs) and all(x["proposal"] for x in lines)
 
 
 def test_sigint_stops_a_headless_run_gracefully(tmp_path):
@@ -155,7 +159,7 @@ def test_headless_on_a_fresh_database_runs_the_students_instead_of_skipping_them
     assert "needs ~60.0 s" not in r.stdout  # the timeout, assumed: no skip on that guess
     runs = statuses(data / "rhtui.db")
     assert runs[0] == "ok", r.stdout
-    assert runs == ["ok"] * 6 or "no time left in the session" in r.stdout, r.stdout  # (a very slow machine)
+    assert (len(runs) >= 6 and set(runs) == {"ok"}) or "no time left in the session" in r.stdout, r.stdout
 
 
 def test_demo_headless_session_shorter_than_the_timeout_runs_students_on_a_fresh_database(tmp_path):

@@ -38,7 +38,7 @@ RETRIED = {
     ("load_error", None): (LOAD_ERROR_TEXT, "HTTP 500", "journalctl -u ollama", "~/.ollama/logs/server.log",
                            "tried again next cycle"),
     ("stream_error", None): (STREAM_ERROR_TEXT, "in the middle of its stream", "server log",
-                             "partial proposal is discarded", "tried again next cycle"),
+                             "partial answer is discarded", "tried again next cycle"),
     ("stream_error", "model 'rh-beta' not found"): ("not found", "server log", "tried again next cycle"),
     ("stream_oom", None): (STREAM_OOM_TEXT, "ran out of memory running it", "num_ctx", "tried again next cycle"),
 }
@@ -149,7 +149,7 @@ async def test_an_emergency_unloads_every_resident_model_once(sim, store, make_e
     assert await orch._connect()
     await world.load("nous-hermes:7b", keep_alive=-1)  # not ours: another name, another client
     await world.load("rh-alpha", keep_alive=-1)
-    orch.current = "rh-alpha"  # ours, listed by /api/ps as rh-alpha:latest
+    orch.runs.current = "rh-alpha"  # ours, listed by /api/ps as rh-alpha:latest
     unloads: list[str] = []
     real_unload = orch.backend.unload
 
@@ -161,7 +161,7 @@ async def test_an_emergency_unloads_every_resident_model_once(sim, store, make_e
     await orch._enter_emergency("test", None)
     assert world.loaded_names() == []
     assert sorted(unloads) == ["nous-hermes:7b", "rh-alpha:latest"]
-    orch.current = None
+    orch.runs.current = None
 
 
 async def test_shutdown_unloads_only_our_students(sim, store, make_engine):

@@ -33,7 +33,8 @@ async def test_a_wedged_server_is_the_backend_down_state(sim, store, tmp_path):
     backend = OllamaBackend(url, request_timeout_s=2.0)  # cheap calls not answered in 2 s: not answering
     settings = Settings(ollama_host=url, data_dir=tmp_path, sample_interval_s=0.05,
                         budget={"cooldown_s": 0, "timeout_s": 60},
-                        session={"name": "wedged", "max_cycles": 1, "prompt_seed": 1})
+                        session={"name": "wedged", "max_cycles": 1, "prompt_seed": 1},
+                        ensemble={"mode": "proposals-only"})
     orch = Orchestrator(settings, backend, SimProbe(sim.world), store, sim.clock, retry_backend=False)
     seen: list[ev.Event] = []
     orch.bus.subscribe(lambda e: None if e.high_rate else seen.append(e))
@@ -64,7 +65,7 @@ async def test_a_wedged_server_is_the_backend_down_state(sim, store, tmp_path):
     runs = {r.student: r for r in await store.runs(session_id=orch.session_id)}
     beta = runs["rh-beta"]
     assert beta.status == "error" and "went down during the run" in beta.reason, beta
-    assert "no complete proposal within 60 s" in beta.error and "did not answer /api/version" in beta.error, beta
+    assert "no complete answer within 60 s" in beta.error and "did not answer /api/version" in beta.error, beta
     others = {n: r.status for n, r in runs.items() if n != "rh-beta"}
     assert set(others.values()) == {"ok"}, others  # nobody else is charged with the outage
     assert not [r for r in runs.values() if r.status == "timeout"]
