@@ -491,16 +491,27 @@ class Rounds(Controls):
     async def _preload_when_loaded(self, n: int, cur: Candidate, cur_need: float | None,
                                    nxt: str) -> None:
         """Once `cur` is loaded and writing, load `nxt` beside it if the budget guard admits both."""
-        while self.sampler.resident.get(cur.name) is None:  # its own load first: Ollama loads one at a time
-            if self.runs.current != cur.name:
+        # its own load first (Ollama loads one at a time), and its memory measured: the pair is judged
+        # on what it holds while it writes
+        while not (self.runs.writing.is_set() and self.sampler.resident.get(cur.name) is not None):
+            if self.runs.current not in (None, cur.name):
                 return
             await asyncio.sleep(self.runs.poll_s())
+        if self.runs.current != cur.name:
+            return
         if nxt not in self.students or not self.enabled.get(nxt) or nxt in self._missing:
             return
         if self.sampler.resident.get(nxt):
             return  # already resident (kept from an earlier step)
         c = self._candidate(nxt)
         reason = await self._pair_refusal(cur, cur_need, c)
+        snap = self.latest_snapshot
+        if reason and snap is not None and (snap.vram_used_mb is None or not snap.vram_total_mb):
+            # the card is not measured (no NVML, no gpu_total_mb): said once, not at every step
+            if self._said_unmeasured:
+                return
+            self._said_unmeasured = True
+            reason += " (said once: it holds for the whole session; set gpu_total_mb to allow overlaps)"
         if reason:
             self.emit(ev.Preload(ts=self.clock.now(), cycle=n, student=nxt, beside=cur.name, overlapped=False,
                                  reason=reason))

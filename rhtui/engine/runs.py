@@ -110,6 +110,8 @@ class RunExecutor:
         self.emit = emit
         self.version = version
         self.current: str | None = None
+        self.writing = asyncio.Event()
+        """Set while the current student is loaded and generating (a preload of the next may start)."""
         self.gen_task: asyncio.Task | None = None
         self._cancel: Cancelled | None = None
         self.unreachable = ""  # what the last failed `reachable` found
@@ -175,6 +177,7 @@ class RunExecutor:
         """Run `student` once; unload it after (unless `keep_loaded`: its next step follows at once)."""
         timeout_s = self.settings.budget.timeout_s
         self.current = student
+        self.writing.clear()
         self._cancel = None
         started, t0 = self.clock.now(), self.clock.monotonic()
         self.emit(ev.StudentStarted(ts=started, cycle=n, student=student, model=model, need_mb=need_mb,
@@ -234,6 +237,7 @@ class RunExecutor:
                 reason = f"{exc}; {student} is tried again next cycle (if it repeats, see Ollama's server log)"
         finally:
             self.gen_task = None
+            self.writing.clear()
         # with Ollama gone there is nothing to ask (a hung one would hold each call for its timeout):
         # what the run left loaded is unloaded once Ollama is back
         unload = status != "ok" or (self.settings.keep_alive_s == 0 and not keep_loaded)
@@ -321,6 +325,7 @@ class RunExecutor:
         if before is not None and after.vram_used_mb is not None:
             fields["vram_delta_mb"] = after.vram_used_mb - before
         self.emit(ev.StudentPhaseChanged(ts=self.clock.now(), cycle=n, student=student, phase="running"))
+        self.writing.set()
         parts: list[str] = []
         size = chunks = 0
         gen_t0 = self.clock.monotonic()

@@ -98,6 +98,7 @@ class EngineCore:
                                gpu_total_mb=settings.gpu_total_mb)
         self.runs = RunExecutor(settings, backend, clock, self.sampler, self.emit, version=lambda: self.backend_version)
         self.watch = BudgetWatch(settings.budget, self.guard, clock.monotonic)
+        self._said_unmeasured = False  # "no overlap: VRAM is not measured" is said once a session
         self._pre: Preloading | None = None
         """The next student, loading (or loaded) while the current one writes."""
         self._previous: tuple[RunRecord | None, RunRecord | None] = (None, None)

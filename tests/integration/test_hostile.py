@@ -270,10 +270,7 @@ async def test_an_injected_fault_is_one_students_error_and_the_cycle_goes_on(kin
 async def test_the_server_going_down_mid_generation(sim, store, make_engine):
     world = sim.world
     errors = loop_errors()
-    # one student on the card at a time: this test is about the outage; with a preload under way
-    # when Ollama goes, the trend after it comes back is an open question (see the closing note of
-    # the preloading change)
-    orch, _ = make_engine(budget={"timeout_s": 600}, session={"preload": False})
+    orch, _ = make_engine(budget={"timeout_s": 600})
     timeline = Timeline(world)
     orch.bus.subscribe(timeline)
     down: dict[str, float] = {}
@@ -295,7 +292,7 @@ async def test_the_server_going_down_mid_generation(sim, store, make_engine):
     assert beta.status == "error" and "went down during the run" in beta.reason and beta.error, beta
     # only the student that was running is charged; the others ran once Ollama was back
     others = {n: (r.status, r.reason) for n, r in runs.items() if n != "rh-beta"}
-    assert sorted(runs) == sorted(STUDENTS) and all(s == "ok" for s, _ in others.values()), others
+    assert list(runs) == STUDENTS and all(s == "ok" for s, _ in others.values()), others
 
     # BackendDown once, after rh-beta was recorded; BackendUp once Ollama listens again; then on
     t_down, e_down = timeline.first(ev.BackendDown)

@@ -33,14 +33,16 @@ async def test_a_wedged_server_is_the_backend_down_state(sim, store, tmp_path):
     backend = OllamaBackend(url, request_timeout_s=2.0)  # cheap calls not answered in 2 s: not answering
     settings = Settings(ollama_host=url, data_dir=tmp_path, sample_interval_s=0.05,
                         budget={"cooldown_s": 0, "timeout_s": 60},
-                        session={"name": "wedged", "max_cycles": 1, "prompt_seed": 1},
-                        ensemble={"mode": "proposals-only"})
+                        session={"name": "wedged", "max_cycles": 1, "prompt_seed": 1})
     orch = Orchestrator(settings, backend, SimProbe(sim.world), store, sim.clock, retry_backend=False)
     seen: list[ev.Event] = []
     orch.bus.subscribe(lambda e: None if e.high_rate else seen.append(e))
 
-    def wedge_after_alpha(event: ev.Event) -> None:
-        if isinstance(event, ev.StudentFinished) and event.student == "rh-alpha":
+    wedged: list[bool] = []
+
+    def wedge_after_alpha(event: ev.Event) -> None:  # its proposal, not its synthesis later in the round
+        if isinstance(event, ev.StudentFinished) and event.student == "rh-alpha" and not wedged:
+            wedged.append(True)
             plug.wedge()
 
     orch.bus.subscribe(wedge_after_alpha)
