@@ -32,6 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+import httpcore
 import httpx
 
 from rhtui.engine.host import host_name, ollama_import_env
@@ -45,6 +46,14 @@ NS = 1e9
 MAX_LINE_BYTES = 16 * MB
 """The most one line of an answer may hold. Ollama streams one small JSON object a line (the last
 with the prompt's context, a few hundred KB at a large num_ctx); past this the answer is cut."""
+READ_EVERY_S = 0.1
+"""How often a connection is read while an answer trickles in. Ollama sends one line a token (about
+100 a second): a read for each woke the event loop and walked httpx's stack every time, which cost
+more CPU than all the engine does with the text. Read at most this often, the lines that arrived
+meanwhile come in one read; the text reaches the engine at most this much later."""
+BULK_READ_BYTES = 16 * 1024
+"""A read this large means the answer is coming in bulk (a long line, a big answer): the next read
+is not held (one read is at most 64 KB; a second of tokens is a few KB)."""
 
 
 class BackendError(Exception):
@@ -157,6 +166,71 @@ class _LineCappedStream(httpx.AsyncByteStream):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+class _PacedStream(httpcore.AsyncNetworkStream):
+    """A connection read at most once every `every` seconds while an answer trickles in (two small
+    reads in a row); a large read lets the next one through at once, and a request written on the
+    connection resets the pace, so the first reads of an answer are never held."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkStream, every: float) -> None:
+        self._inner, self._every = inner, every
+        self._next = 0.0
+        self._small = 0  # small reads in a row
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        loop = asyncio.get_running_loop()
+        wait = self._next - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        data = await self._inner.read(max_bytes, timeout)
+        self._small = self._small + 1 if len(data) < BULK_READ_BYTES else 0
+        self._next = loop.time() + self._every if self._small >= 2 else 0.0
+        return data
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._next, self._small = 0.0, 0
+        await self._inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                        timeout: float | None = None) -> httpcore.AsyncNetworkStream:
+        return _PacedStream(await self._inner.start_tls(ssl_context, server_hostname, timeout), self._every)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _PacedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend, with every connection it opens read through `_PacedStream`."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkBackend, every: float) -> None:
+        self._inner, self._every = inner, every
+
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                          socket_options: Any = None) -> httpcore.AsyncNetworkStream:
+        stream = await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        return _PacedStream(stream, self._every)
+
+    async def connect_unix_socket(self, path: str, timeout: float | None = None,
+                                  socket_options: Any = None) -> httpcore.AsyncNetworkStream:
+        return _PacedStream(await self._inner.connect_unix_socket(path, timeout, socket_options), self._every)
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def _paced_transport(every: float) -> httpx.AsyncHTTPTransport:
+    """httpx's default transport (the same settings as the client's own), its connections read
+    through `_PacedBackend`. Proxies from the environment still get httpx's own transports."""
+    transport = httpx.AsyncHTTPTransport()
+    pool = getattr(transport, "_pool", None)
+    backend = getattr(pool, "_network_backend", None)
+    if every > 0 and isinstance(pool, httpcore.AsyncConnectionPool) and backend is not None:
+        pool._network_backend = _PacedBackend(backend, every)
+    return transport
 
 
 def _connect_detail(exc: BaseException, host: str) -> str:
@@ -311,9 +385,11 @@ def _is_oom(text: str) -> bool:
 
 
 class OllamaBackend:
-    """`LlmBackend` on the official client. One client for the life of the backend."""
+    """`LlmBackend` on the official client. One client for the life of the backend; its connections
+    are read at most every `read_every_s` while an answer trickles in (`READ_EVERY_S`; 0: every line)."""
 
-    def __init__(self, host: str, *, request_timeout_s: float = 15.0, max_line_bytes: int = MAX_LINE_BYTES) -> None:
+    def __init__(self, host: str, *, request_timeout_s: float = 15.0, max_line_bytes: int = MAX_LINE_BYTES,
+                 read_every_s: float = READ_EVERY_S) -> None:
         self.host = host
         self._timeout = request_timeout_s
         self._max_line = max_line_bytes
@@ -324,6 +400,7 @@ class OllamaBackend:
             headers={"Accept-Encoding": "identity"},
             event_hooks={"response": [self._cap_lines]},
             timeout=httpx.Timeout(None, connect=max(0.1, 0.8 * request_timeout_s)),
+            transport=_paced_transport(read_every_s),
         )
 
     async def _cap_lines(self, response: httpx.Response) -> None:

@@ -87,7 +87,9 @@ class Rounds(Controls):
 
     async def _idle(self, seconds: float) -> None:
         """Wait between cycles, `seconds` of the engine clock at most (never past the session's end);
-        a stop, a released student or a question asked ends the wait early."""
+        a stop, a released student or a question asked ends the wait early. A student preloaded for
+        the next round is unloaded first: the card is not held through a wait."""
+        await self._drop_preload()
         remaining = self.remaining_s()
         if remaining is not None:
             seconds = min(seconds, remaining)
@@ -146,6 +148,7 @@ class Rounds(Controls):
             order = self._order_for_pairs(order)
         role_list = [(name, role_of(roles, name)) for name in dict.fromkeys(
             [*order, *(x for x in (roles.critic, roles.synthesiser) if x), *roles.judges])]
+        rnd.order = list(order)
         self.emit(ev.CycleStarted(ts=self.clock.now(), cycle=n, order=tuple(order), question=question,
                                   roles=tuple(role_list)))
         snap = await self.sampler.snapshot()
@@ -170,7 +173,8 @@ class Rounds(Controls):
             await self._after_proposals(rnd)
         finally:
             self._waiting = []
-            await self._drop_preload()
+            if self._stop.is_set():  # else a preload of the next round's first proposer is kept for it
+                await self._drop_preload()
         seconds = self.clock.monotonic() - t0
         await self.store.end_cycle(cycle_id, self.clock.now(), len(rnd.completed), len(rnd.skipped), rnd.tokens,
                                    seconds)
@@ -245,6 +249,17 @@ class Rounds(Controls):
             ran = ran or run is not None
             if run is not None and run.status == "ok":
                 rnd.proposals.append(run)
+
+    def _next_round_first(self, rnd: Round) -> str | None:
+        """Who runs first in the next round, when this round's last step runs now: its first proposer
+        (the same order next round; a wrong guess is unloaded), unless the session ends or a person's
+        question comes next."""
+        max_cycles = self.settings.session.max_cycles
+        if self._stop.is_set() or self._asks or self.only_asks or rnd.kind != "cycle":
+            return None
+        if max_cycles is not None and self.cycle >= max_cycles:
+            return None
+        return next((name for name in rnd.order if self.enabled.get(name) and name not in self._missing), None)
 
     def _first_after_proposals(self, rnd: Round) -> str | None:
         r = rnd.roles
@@ -375,7 +390,9 @@ class Rounds(Controls):
         return await self._step(rnd, c, step, req, next_student=next_student)
 
     async def _plan_snapshot(self, student: str | None):
-        """A fresh sample; a student already resident (preloaded, or kept for its next step) counts as free."""
+        """A fresh sample, once the unloads behind have ended; a student already resident (preloaded,
+        or kept for its next step) counts as free."""
+        await self.runs.behind_done()
         snap = await self.sampler.snapshot()
         if student is not None and self.sampler.resident.get(student):
             return self.sampler.without_ours(snap, student)
@@ -393,17 +410,17 @@ class Rounds(Controls):
         n = rnd.n
         if step.action == "skip":
             await self._drop_preload(only=c.name)
-            await self._record_skip(n, c, step.reason, step.kind or "budget", step)
+            await self._record_skip(n, c, step.reason, step.kind or "budget", step, run_kind=req.kind)
             rnd.skipped.append((c.name, step.reason))
             rnd.skip_kinds.append(step.kind or "budget")
             return None
         held = self.health.hold(c.name, self.clock.monotonic(), n)
         if held is not None:  # failing: waits its back-off, or sits out its quarantine
-            kind, why = held[0], self._held_reason(c.name, *held)
+            held_kind, why = held[0], self._held_reason(c.name, *held)
             await self._drop_preload(only=c.name)
-            await self._record_skip(n, c, why, kind, step)
+            await self._record_skip(n, c, why, held_kind, step, run_kind=req.kind)
             rnd.skipped.append((c.name, why))
-            rnd.skip_kinds.append(kind)
+            rnd.skip_kinds.append(held_kind)
             return None
         if self.health.is_probe(c.name, n):
             h = self.health.get(c.name)
@@ -413,17 +430,26 @@ class Rounds(Controls):
         if self._pre is not None and pre is None:
             await self._drop_preload()  # it was loaded for a step that did not come
         self._pre = None
+        if next_student is None:
+            next_student = self._next_round_first(rnd)
         keep = next_student == c.name
         watcher = None
         if next_student is not None and not keep and self.settings.session.preload:
             watcher = asyncio.ensure_future(self._preload_when_loaded(n, c, step.need_mb, next_student))
         try:
-            outcome = await self.runs.run(n, c.name, c.model, step.need_mb, req, preloaded=pre, keep_loaded=keep)
+            nxt = next_student
+            outcome = await self.runs.run(
+                n, c.name, c.model, step.need_mb, req, preloaded=pre, keep_loaded=keep,
+                # the next student is loaded beside this one (the pair was admitted together): it starts
+                # at once, and this one is unloaded behind it
+                unload_later=lambda: self._pre is not None and self._pre.student == nxt and not self._stop.is_set())
         finally:
             if watcher is not None and not watcher.done():
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
+        if outcome.unload_later is not None:
+            self._track(self.runs.unload_behind(*outcome.unload_later))
         run = outcome.run
         if "missing" in outcome.fields:
             self._missing[c.name] = outcome.fields["missing"]
@@ -501,6 +527,7 @@ class Rounds(Controls):
             return
         if nxt not in self.students or not self.enabled.get(nxt) or nxt in self._missing:
             return
+        await self.runs.behind_done(nxt)  # being unloaded behind this one: it is loaded again once gone
         if self.sampler.resident.get(nxt):
             return  # already resident (kept from an earlier step)
         c = self._candidate(nxt)
@@ -629,6 +656,11 @@ class Rounds(Controls):
                       f"quarantined after {self.health.quarantine_after}")
         return ev.StudentHealthChanged(ts=self.clock.now(), cycle=n, student=name, health=after.health,
                                        failures=after.failures, reason=reason)
+
+    def _track(self, task: asyncio.Task) -> None:
+        """A background task of the engine's (awaited at shutdown; a full disk in it stops the session)."""
+        self._bg.add(task)
+        task.add_done_callback(self._bg_done)
 
     async def _record_skip(self, n: int, c: Candidate, reason: str, kind: str,
                            step: RunOrSkip | None = None, run_kind: RunKind = "proposal") -> None:

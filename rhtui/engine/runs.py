@@ -96,6 +96,8 @@ class Outcome:
     run: RunRecord
     backend_lost: bool = False
     fields: dict[str, Any] = field(default_factory=dict)
+    unload_later: tuple[int, str, str, float | None, float | None] | None = None
+    """(cycle, student, model, card VRAM before, its MB): to unload behind the next student (`unload_behind`)."""
 
 
 class RunExecutor:
@@ -115,6 +117,8 @@ class RunExecutor:
         self.gen_task: asyncio.Task | None = None
         self._cancel: Cancelled | None = None
         self.unreachable = ""  # what the last failed `reachable` found
+        self.behind: dict[str, asyncio.Task] = {}
+        """Students being unloaded behind the next one (`unload_behind`), by name."""
 
     def log(self, level: ev.Level, text: str) -> None:
         self.emit(ev.LogMessage(ts=self.clock.now(), level=level, text=text))
@@ -173,8 +177,11 @@ class RunExecutor:
     # -- one run ---------------------------------------------------------------------------
 
     async def run(self, n: int, student: str, model: str, need_mb: float | None, req: Request, *,
-                  preloaded: Preloading | None = None, keep_loaded: bool = False) -> Outcome:
-        """Run `student` once; unload it after (unless `keep_loaded`: its next step follows at once)."""
+                  preloaded: Preloading | None = None, keep_loaded: bool = False,
+                  unload_later: Callable[[], bool] | None = None) -> Outcome:
+        """Run `student` once; unload it after (unless `keep_loaded`: its next step follows at once).
+        `unload_later()` true when it ended well: the unload is left to the caller (`Outcome.unload_later`),
+        so the student loaded beside it can start at once."""
         timeout_s = self.settings.budget.timeout_s
         self.current = student
         self.writing.clear()
@@ -241,7 +248,12 @@ class RunExecutor:
         # with Ollama gone there is nothing to ask (a hung one would hold each call for its timeout):
         # what the run left loaded is unloaded once Ollama is back
         unload = status != "ok" or (self.settings.keep_alive_s == 0 and not keep_loaded)
-        if unload and not backend_lost:
+        later: tuple[int, str, str, float | None, float | None] | None = None
+        if unload and status == "ok" and unload_later is not None and unload_later():
+            loaded_used = self.sampler.latest.vram_used_mb if self.sampler.latest else None
+            later = (n, student, model, loaded_used, fields.get("vram_mb"))
+            self.sampler.settling(student)
+        elif unload and not backend_lost:
             self.emit(ev.StudentPhaseChanged(ts=self.clock.now(), cycle=n, student=student, phase="unloading"))
             loaded_used = self.sampler.latest.vram_used_mb if self.sampler.latest else None
             self.sampler.settling(student)
@@ -266,7 +278,30 @@ class RunExecutor:
         if status == "ok" and run.total_s is None:
             run = replace(run, total_s=wall)
         self.current = None
-        return Outcome(run, backend_lost, fields)
+        return Outcome(run, backend_lost, fields, later)
+
+    def unload_behind(self, n: int, student: str, model: str, loaded_used: float | None,
+                      model_mb: float | None) -> asyncio.Task:
+        """Unload a finished student while the next one (loaded beside it) already writes."""
+
+        async def unload() -> None:
+            try:
+                self.emit(ev.StudentPhaseChanged(ts=self.clock.now(), cycle=n, student=student, phase="unloading"))
+                await self.unload(model)
+                await self.wait_freed(loaded_used, model_mb)
+            finally:
+                self.sampler.settled(student, None)
+                self.behind.pop(student, None)
+
+        task = asyncio.ensure_future(unload())
+        self.behind[student] = task
+        return task
+
+    async def behind_done(self, *students: str) -> None:
+        """Wait for the unloads behind (of `students`, or all) to end: the card's figures are settled then."""
+        tasks = [t for name, t in self.behind.items() if not students or name in students]
+        if tasks:
+            await asyncio.wait(tasks)
 
     async def _attempts(self, n: int, student: str, model: str, req: Request, fields: dict[str, Any],
                         before: float | None, timeout_s: float, preloaded: Preloading | None) -> None:

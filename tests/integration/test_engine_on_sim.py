@@ -210,7 +210,7 @@ async def test_fits_now_follows_vram_taken_by_another_process_mid_cycle(sim, sto
 
     def on_event(e: ev.Event) -> None:
         if isinstance(e, ev.StudentFinished) and e.student == "rh-alpha":
-            sim.world.add_external(6500)  # a game starts while rh-beta is next
+            sim.world.add_external(5500)  # a game starts while rh-beta is next (loaded beside: 88 %, no emergency)
 
     orch.bus.subscribe(on_event)
     await asyncio.wait_for(orch.run(), 60)

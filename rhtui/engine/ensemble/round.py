@@ -22,6 +22,8 @@ class Round:
     tier: str | None = None
     judged: bool = True
     deadline: float | None = None
+    order: list[str] = field(default_factory=list)
+    """The proposers in the order they run."""
     proposals: list[RunRecord] = field(default_factory=list)
     """This round's ok proposals, verified or not (see `valid`)."""
     critique: RunRecord | None = None
