@@ -59,6 +59,9 @@ async def test_a_round_records_question_prompts_context_and_scores(sim, store, m
         # the critique is merged when it passed the verifier (a critique cut at num_predict is not)
         given = {critique.id} if critique.verifier == () else set()
         assert set(synthesis.context_ids) == {r.id for r in proposals} | given
+        # each prompt asks for its step: the simulated critic critiques, the synthesiser merges
+        assert "This critique tests the claims of" in critique.proposal
+        assert "This synthesis merges the proposals of" in synthesis.proposal
         scored = await store.round_runs(orch.session_id, cycle)
         for r in scored:
             if r.kind in ("proposal", "synthesis"):

@@ -177,6 +177,7 @@ def critique_prompt(
         raise ValueError("no proposal to critique")
     parts: list[str | tuple[str, str]] = [
         _question(question),
+        "\nYour task: critique this round's proposals (below) as the ensemble's critic.\n",
         "\nThis round's proposals, each by one member of the ensemble:\n",
         *_proposal_blocks(proposals),
         "\nCritique these proposals as the ensemble's critic: test their strongest claims, check the facts they "
@@ -201,6 +202,7 @@ def synthesis_prompt(
         raise ValueError("no proposal to synthesise")
     parts: list[str | tuple[str, str]] = [
         _question(question),
+        "\nYour task: merge this round's proposals (below) into one synthesis.\n",
         "\nThis round's proposals that passed the checks, each by one member of the ensemble:\n",
         *_proposal_blocks(proposals),
     ]
