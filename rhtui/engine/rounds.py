@@ -218,7 +218,9 @@ class Rounds(Controls):
                     done.add(c.name)
                     await self._record_skip(n, c, "disabled by user", "disabled")
                     rnd.skipped.append((c.name, "disabled by user"))
-            snap = await self._plan_snapshot(None)
+            # a student already loaded (preloaded) is planned on the card as it is without it; were another
+            # to come first instead, the preload is unloaded before that one loads (`_step`)
+            snap = await self._plan_snapshot(self._pre.student if self._pre is not None else None)
             if ran:
                 self._check_fits(snap, always=True)
                 ran = False
@@ -226,13 +228,6 @@ class Rounds(Controls):
                                        self._trend())
             if step is None:
                 break
-            if self._pre is not None and self._pre.student == step.student:
-                # it is already loaded: plan it on the card as it is without it
-                step = self.scheduler.plan(candidates, self.latest_profiles, done,
-                                           self.sampler.without_ours(snap, step.student), self.remaining_s(),
-                                           self._trend())
-                if step is None:
-                    break
             done.add(step.student)
             c = next(x for x in candidates if x.name == step.student)
             context = [r for r in (prev_synthesis, prev_critique) if r is not None]
@@ -390,9 +385,12 @@ class Rounds(Controls):
         return await self._step(rnd, c, step, req, next_student=next_student)
 
     async def _plan_snapshot(self, student: str | None):
-        """A fresh sample, once the unloads behind have ended; a student already resident (preloaded,
-        or kept for its next step) counts as free."""
-        await self.runs.behind_done()
+        """A fresh sample; a student already resident (preloaded, or kept for its next step) counts as
+        free. A step that must load its student waits first for the unloads behind to end, so that it
+        is planned on settled figures; one already loaded does not wait (the memory being freed is
+        still counted: the plan errs on the side of the card)."""
+        if student is None or not self.sampler.resident.get(student):
+            await self.runs.behind_done()
         snap = await self.sampler.snapshot()
         if student is not None and self.sampler.resident.get(student):
             return self.sampler.without_ours(snap, student)
