@@ -29,7 +29,7 @@ from typing import Any
 
 from bench._machine import machine_lines
 from rhtui.commands.cli import start_simulator
-from rhtui.engine.backend import OllamaBackend
+from rhtui.engine.backend import READ_EVERY_S, OllamaBackend
 from rhtui.engine.clock import ScaledClock
 from rhtui.engine.config import Settings
 from rhtui.engine.ensemble import judge as jd
@@ -143,7 +143,7 @@ async def run_session(label: str, *, speed: float, seed: int, rounds: int, ensem
         settings = _settings(url, tmp, "bench", rounds, ensemble, students)
         store = await Store.open(settings.db_path)
         stack.push_async_callback(store.close)
-        backend = OllamaBackend(url)
+        backend = OllamaBackend(url, read_every_s=READ_EVERY_S / clock.speed)
         stack.push_async_callback(backend.close)
         agenda = Agenda(load_questions(None), settings.session.prompt_seed)
         for q in questions:

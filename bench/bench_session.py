@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench._machine import machine_lines
 from rhtui.engine import events as ev
-from rhtui.engine.backend import OllamaBackend
+from rhtui.engine.backend import READ_EVERY_S, OllamaBackend
 from rhtui.engine.clock import ScaledClock
 from rhtui.engine.config import Settings
 from rhtui.engine.orchestrator import Orchestrator
@@ -60,7 +60,7 @@ async def main(speed: float, hours: float, scenario: str) -> str:
         settings = Settings(ollama_host=url, data_dir=Path(tmp), sample_interval_s=1.0,
                             session={"name": "bench", "prompt_seed": 1})
         store = await Store.open(settings.db_path)
-        backend = OllamaBackend(url)
+        backend = OllamaBackend(url, read_every_s=READ_EVERY_S / clock.speed)
         orch = Orchestrator(settings, backend, SimProbe(world), store, clock, retry_backend=False,
                             session_seconds=hours * 3600)
         orch.bus.subscribe(on)

@@ -57,7 +57,7 @@ from bench._machine import machine_lines
 from rhtui.commands.cli import _create_students_in, demo_db_path
 from rhtui.commands.headless import run_headless
 from rhtui.engine import events as ev
-from rhtui.engine.backend import OllamaBackend
+from rhtui.engine.backend import READ_EVERY_S, OllamaBackend
 from rhtui.engine.clock import ScaledClock
 from rhtui.engine.config import Settings
 from rhtui.engine.eventlog import format_event
@@ -231,7 +231,7 @@ async def _run(out: Soak, data_dir: Path, hours: float, speed: float, seed: int)
     settings = settings.model_copy(update={"ollama_host": url})
     out.world, out.settings = world, settings
     probe = SimProbe(world)
-    backend = OllamaBackend(settings.ollama_host)
+    backend = OllamaBackend(settings.ollama_host, read_every_s=READ_EVERY_S / clock.speed)
     db_path = demo_db_path(settings)
     store = await Store.open(db_path)
     orch = Orchestrator(settings, backend, probe, store, clock, retry_backend=False)

@@ -176,7 +176,7 @@ class RunOptions:
 
 
 async def _run_session(settings: Settings, run: RunOptions) -> int:
-    from rhtui.engine.backend import BackendUnreachable, OllamaBackend
+    from rhtui.engine.backend import READ_EVERY_S, BackendUnreachable, OllamaBackend
     from rhtui.engine.clock import ScaledClock, SystemClock
     from rhtui.engine.ensemble.agenda import AgendaError, load_questions
     from rhtui.engine.hardware import open_best_probe
@@ -230,7 +230,9 @@ async def _run_session(settings: Settings, run: RunOptions) -> int:
             probe = await open_best_probe(clock.now, settings.gpu_index)
             db_path = settings.db_path
         stack.push_async_callback(probe.close)
-        backend = OllamaBackend(settings.ollama_host)
+        # the stream is read at most every READ_EVERY_S of the engine's clock: on the simulator at 20x,
+        # a twentieth of it (else each answer would end two simulated seconds late)
+        backend = OllamaBackend(settings.ollama_host, read_every_s=READ_EVERY_S / clock.speed)
         stack.push_async_callback(backend.close)
         try:
             store = await Store.open(db_path)
