@@ -43,6 +43,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check rhtui tests bench
 	$(BIN)/mypy
 
+## make bench: every bench/bench_*.py (run_all finds them: store, scheduler, session, soak, throughput, ensemble, ui), each writing its bench/results/*.md
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all
 
