@@ -75,11 +75,11 @@ async def main(speed: float, hours: float, scenario: str) -> str:
     ok = [r for r in runs if r.status == "ok"]
     ratios, gaps = [], []
     for c in cycles:
-        if len(c.completed) != len(sc.students):
+        if c.failed or c.skipped or not c.completed:  # a complete research round: every step ran and was ok
             continue
         work = sum((f.run.total_s or 0) for f in finished.get(c.cycle, []) if f.run.status == "ok")
         ratios.append(c.seconds / work)
-        gaps.append((c.seconds - work) / len(c.completed))
+        gaps.append((c.seconds - work) / len(c.completed))  # per run (proposals, critique, judging, synthesis)
     statuses: dict[str, int] = {}
     for r in runs:
         statuses[r.status] = statuses.get(r.status, 0) + 1
@@ -90,7 +90,7 @@ async def main(speed: float, hours: float, scenario: str) -> str:
             skip_kinds[kind] = skip_kinds.get(kind, 0) + 1
     per_student = []
     for s in sc.students:
-        mine = [r for r in ok if r.student == s.name]
+        mine = [r for r in ok if r.student == s.name and r.kind != "judge"]  # its long answers
         if mine:
             vram = statistics.mean(_measured(r.vram_mb) for r in mine)
             secs = statistics.mean(_measured(r.total_s) for r in mine)
@@ -101,6 +101,9 @@ async def main(speed: float, hours: float, scenario: str) -> str:
                 f"| {secs:.1f} | {tokens:.0f} ({s.tokens_mean}) "
                 f"| {tps:.1f} |"
             )
+    kinds: dict[str, int] = {}
+    for r in ok:
+        kinds[r.kind] = kinds.get(r.kind, 0) + 1
     lines = [
         "# Simulated 8-hour session",
         "",
@@ -109,15 +112,19 @@ async def main(speed: float, hours: float, scenario: str) -> str:
         *machine_lines(),
         "",
         f"- scenario {scenario}, speed {speed:g}x: {hours:g} simulated hours in {wall:.1f} s of wall time",
-        f"- cycles: {len(cycles)} ({len(ratios)} complete), runs: {len(runs)} {statuses}; skips by kind: {skip_kinds}",
-        f"- cycle time / sum of the students' load + generation time: median {statistics.median(ratios):.3f}, "
+        f"- cycles (research rounds): {len(cycles)} ({len(ratios)} complete: every step ran and was ok), runs: "
+        f"{len(runs)} {statuses}; ok runs by kind: {kinds}; skips by kind: {skip_kinds}",
+        f"- round time / sum of its runs' load + generation time: median {statistics.median(ratios):.3f}, "
         f"min {min(ratios):.3f}, max {max(ratios):.3f}" if ratios else "- no complete cycle",
-        f"- overhead per student (unload, measurement, gaps): median {statistics.median(gaps):.2f} simulated s "
+        f"- overhead per run (unload, measurement, gaps): median {statistics.median(gaps):.2f} simulated s "
         f"= {1000 * statistics.median(gaps) / speed:.1f} ms of real time (HTTP round trips and polls, "
         f"multiplied by the speed factor in simulated time)"
         if gaps else "",
         f"- mean cycle: {statistics.mean(c.seconds for c in cycles):.1f} simulated s, "
         f"{statistics.mean(c.tokens for c in cycles):.0f} tokens" if cycles else "",
+        "",
+        "Per student, its ok runs other than a judge's (proposals, critiques, syntheses: the scenario's figures are "
+        "for these):",
         "",
         "| student | ok runs | mean VRAM MB (scenario) | mean s | mean tokens (scenario) | tok/s |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
