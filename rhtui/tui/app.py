@@ -30,6 +30,7 @@ from textual.dom import DOMNode
 from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
+from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
 from rhtui.engine import events as ev
@@ -112,6 +113,10 @@ def engine_message(event: ev.Event) -> EngineEvent:
 
 # -- the app -------------------------------------------------------------------------
 
+
+FULL_GC_EVERY_S = 30.0
+"""At most one full garbage collection per this many seconds unless allocations flood in
+(`IdleCollector.min_interval_s`): at idle they were a tenth of the dashboard's CPU."""
 
 SESSION_KEYS = ("toggle_pause", "skip", "emergency_stop", "clear_emergency", "ask")
 """The session's one-letter controls: off while the question box is open."""
@@ -199,9 +204,11 @@ class RhtuiApp(StopOnUnhandledError, InstantModeSwitch, App[int]):
         self.views: dict[str, RhtuiScreen] = {}
         """The view screens mounted so far, by mode name (each registers itself on mount)."""
         self.events_seen = 0
-        self.idle_gc = IdleCollector(self._gc_due)
+        self.idle_gc = IdleCollector(self._gc_due, min_interval_s=FULL_GC_EVERY_S)
         """Full garbage collections wait for a pause in the input (see rhtui/tui/idle_gc.py)."""
         self._gc_timer: asyncio.TimerHandle | None = None
+        self._clock_timer: Timer | None = None
+        """Moves the status line's clock when no hardware sample did in the last second."""
         self._ui_loop: asyncio.AbstractEventLoop | None = None
         self.alerts_since = time.time()
         """Alerts raised before this (wall clock) are in the log but not notified: `rhtui watch` replays the past."""
@@ -215,7 +222,7 @@ class RhtuiApp(StopOnUnhandledError, InstantModeSwitch, App[int]):
         self._install_signal_handlers()
         self.idle_gc.install()
         self._pull_orchestrator_state()
-        self.set_interval(1.0, self._tick, name="clock")
+        self._clock_timer = self.set_interval(1.0, self._tick, name="clock")
         self._tick()
         if self.start_engine:
             self._engine_worker = self.run_worker(
@@ -398,6 +405,8 @@ class RhtuiApp(StopOnUnhandledError, InstantModeSwitch, App[int]):
         self.events_seen += 1
         event = message.event
         self.model.apply(event)
+        if isinstance(event, ev.HardwareSampled):
+            self._tick_with_sample()
         self._schedule_sync()
         if isinstance(event, ev.Alert) and event.raised_at >= self.alerts_since:
             self.notify(event.message, title=event.title, severity=ALERT_SEVERITY[event.severity],
@@ -434,6 +443,13 @@ class RhtuiApp(StopOnUnhandledError, InstantModeSwitch, App[int]):
     def sync_screen(self, screen: RhtuiScreen) -> None:
         """A view was shown or mounted: bring it up to date now."""
         screen.sync(self.model)
+
+    def _tick_with_sample(self) -> None:
+        """A hardware sample is drawn now: move the clock in the same frame and start its second
+        again, so samples at 1 Hz cost one repaint a second, not two (the clock's and theirs)."""
+        self._tick()
+        if self._clock_timer is not None:
+            self._clock_timer.reset()
 
     def _tick(self) -> None:
         before = self.model.versions["status"]

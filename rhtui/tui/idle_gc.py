@@ -14,7 +14,10 @@ CPython's further rule (collect only once the objects new to the oldest
 generation are a quarter of it) is left out on purpose: with it, cyclic
 garbage (removed widgets, messages) piled up for longer and the resident size
 stepped up by 10 MB over a simulated 8 hours; without it the size is flat and
-the extra collections cost no measurable CPU (bench/results/ui.md).
+the extra collections cost no measurable CPU (bench/results/ui.md). An idle
+dashboard, though, reaches the count every half minute or so and each collection walks
+every live object: `min_interval_s` spaces them out while allocations come at a trickle
+(a flood of them is still collected at once, `flood`).
 
 All of this reads CPython's three generations (`gc.get_threshold()[2]`, the
 `generation` of a collection). CPython 3.14 replaced them with an incremental
@@ -51,12 +54,22 @@ class IdleCollector:
         *,
         idle_s: float = 0.1,
         max_defer_s: float = 5.0,
+        min_interval_s: float = 0.0,
+        flood: int = 4,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.wake = wake
         """Called (from the collector's thread) when a full collection is due: arrange `step()` soon."""
         self.idle_s = idle_s
         self.max_defer_s = max_defer_s
+        self.min_interval_s = min_interval_s
+        """The least time between two full collections while allocations come at a trickle: an
+        idle dashboard (a repaint a second, the engine polling) reaches CPython's count every
+        half minute or so, and each collection walks every live object for 40-120 ms."""
+        self.flood = flood
+        """...unless `flood` times CPython's count piled up: then at once, so garbage made in a
+        burst is bounded by what was allocated, not by the interval."""
+        self.last_full = float("-inf")
         self.clock = clock
         self.last_input = float("-inf")
         self.due_since: float | None = None
@@ -109,10 +122,16 @@ class IdleCollector:
         generation = info.get("generation")
         if generation == 2:  # a full collection, ours or anybody's (gc.collect())
             self._next_check = self._every
+            self.last_full = self.clock()
             return
-        if generation != 1 or gc.get_count()[2] < self._next_check:
+        if generation != 1:
+            return
+        count = gc.get_count()[2]
+        if count < self._next_check:
             return
         now = self.clock()
+        if now - self.last_full < self.min_interval_s and count < self._next_check + (self.flood - 1) * self._every:
+            return  # soon after the last one, and no flood: look again at the next young collection
         if self.due_since is not None and now - self.due_since < 2 * self.max_defer_s:
             return  # already woken; a wake older than that was lost: wake again
         self.due_since = now

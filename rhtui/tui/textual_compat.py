@@ -33,6 +33,7 @@ from textual.dom import DOMNode
 from textual.style import Style
 from textual.widget import AwaitMount
 from textual.widgets import DataTable, Footer, OptionList, RichLog
+from textual.widgets.data_table import ColumnKey, RowKey
 from textual_plotext import PlotextPlot
 from textual_plotext.plot import Plot
 
@@ -86,6 +87,33 @@ def bound_render_caches(table: DataTable[Any], *, rows: int, columns: int) -> di
         _row_renderable_cache=rows * SCREENS_KEPT,
         _line_cache=rows * SCREENS_KEPT,
     )
+
+
+def update_row_cells(table: DataTable[Any], row: str, cells: Mapping[str, Any]) -> None:
+    """Set some cells of one row (keys of both given as str) and repaint that row alone.
+
+    No public API (no upstream issue): `DataTable.update_cell` repaints the whole table, so
+    a student's Now cell, which changes with every token update, re-rendered every row of
+    the queue several times a second. A `repaint` argument to `update_cell` (or an
+    `update_row`) would do. This stores the values as `update_cell` does (without
+    `update_width`), counts the update as it does (the table's render caches are keyed by
+    that count) and refreshes the row's region only. On a Textual without these
+    attributes, or for a cell that does not exist: `update_cell` for each cell, Textual's
+    own behaviour (and its error).
+    """
+    data = getattr(table, "_data", None)
+    row_key = RowKey(row)
+    keys = [ColumnKey(c) for c in cells]
+    if (not isinstance(data, dict) or not isinstance(getattr(table, "_update_count", None), int)
+            or row_key not in data or not all(k in table.columns for k in keys)):
+        for column, value in cells.items():
+            table.update_cell(row, column, value)
+        return
+    values = data[row_key]
+    for key, value in zip(keys, cells.values(), strict=True):
+        values[key] = value
+    table._update_count += 1
+    table.refresh_row(table.get_row_index(row_key))
 
 
 def cap_rich_log_cache(log: RichLog, lines: int) -> dict[str, int]:

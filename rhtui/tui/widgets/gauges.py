@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from textual.content import Content
+from textual.geometry import Region
 from textual.widget import Widget
 
 from rhtui.engine.budget import BudgetGuard, Zone
@@ -152,9 +153,26 @@ class Gauges(Widget):
     def show(self, snap: HardwareSnapshot | None, source: str, budget: BudgetPolicy) -> None:
         self._budget = budget
         values = GaugeValues.of(snap, source, budget)
-        if values != self._values:
-            self._values = values
+        if values == self._values:
+            return
+        self._values = values
+        cache = self._cache
+        width, height = self.content_size
+        key = (values, width, height)
+        if cache is None or cache[0][1:] != key[1:] or width <= 0:
             self.refresh()
+            return
+        # usually one figure moved (the CPU or the RAM): repaint only the rows whose text changed
+        content = self._build(width)
+        old_lines, new_lines = cache[1].split("\n"), content.split("\n")
+        self._cache = (key, content)
+        if len(old_lines) != len(new_lines):
+            self.refresh()
+            return
+        rows = [Region(0, y, width, 1) for y, (a, b) in enumerate(zip(old_lines, new_lines, strict=True))
+                if (a.plain, a.spans) != (b.plain, b.spans)]
+        if rows:
+            self.refresh(*rows)
 
     @property
     def values(self) -> GaugeValues:

@@ -12,7 +12,7 @@ from textual.widgets.data_table import ColumnKey
 
 from rhtui.tui.state import StudentRow
 from rhtui.tui.text import fmt_gb, fmt_int, fmt_num, one_line, theme_color
-from rhtui.tui.textual_compat import bound_render_caches
+from rhtui.tui.textual_compat import bound_render_caches, update_row_cells
 
 STATUS_ICON = {
     "waiting": "· waiting",
@@ -172,9 +172,9 @@ class StudentQueue(DataTable):
                 self.add_row(*vals, key=r.name)
                 self._order.append(r.name)
             elif old != sig:
-                for k, a, b, cell in zip(keys, old, sig, vals, strict=False):
-                    if a != b:
-                        self.update_cell(r.name, k, cell)
+                # the changed cells only, repainting this row alone (usually the Now cell)
+                update_row_cells(self, r.name, {k: cell for k, a, b, cell in zip(keys, old, sig, vals, strict=False)
+                                                if a != b})
             self._rows[r.name] = sig
 
     def _cells(self, r: StudentRow, next_student: str | None, colors: dict, now_w: int) -> dict[str, Text]:
