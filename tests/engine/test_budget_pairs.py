@@ -15,22 +15,9 @@ from hypothesis import strategies as st
 from rhtui.engine.budget import BudgetGuard, Decision
 from rhtui.engine.config import BudgetPolicy
 from rhtui.engine.hardware import HardwareSnapshot
+from tests.engine.test_budget import BASELINE, TOTAL, ZETA, snap
 
-TOTAL = 12282.0
-BASELINE = 900.0
-ALPHA, GAMMA, ZETA = 3847.0, 4401.0, 5012.0
-
-
-def snap(
-    used: float | None,
-    total: float | None = TOTAL,
-    ram_used: float | None = None,
-    ram_total: float | None = None,
-) -> HardwareSnapshot:
-    return HardwareSnapshot(
-        ts=0.0, source="sim", vram_total_mb=total, vram_used_mb=used,
-        ram_used_mb=ram_used, ram_total_mb=ram_total,
-    )
+ALPHA, GAMMA = 3847.0, 4401.0
 
 
 @pytest.fixture
