@@ -11,10 +11,9 @@ from __future__ import annotations
 import json
 
 from rhtui.engine import events as ev
+from rhtui.engine.ensemble.agenda import MAX_QUESTION_CHARS
+from rhtui.engine.ensemble.roles import TIERS
 from rhtui.engine.session import EngineCore
-
-ASK_TIERS = ("quick", "standard", "deep")
-ASK_MAX_CHARS = 4000
 
 
 class Controls(EngineCore):
@@ -80,11 +79,12 @@ class Controls(EngineCore):
         if not question:
             self.log("warning", "an empty question was not asked")
             return
-        if tier not in ASK_TIERS:
+        if tier not in TIERS:
             self.log("warning", f"unknown tier {tier!r} (quick, standard or deep): the question was not asked")
             return
-        if len(question) > ASK_MAX_CHARS:
-            self.log("warning", f"the question is {len(question)} characters, more than {ASK_MAX_CHARS}: not asked")
+        if len(question) > MAX_QUESTION_CHARS:
+            self.log("warning", f"the question is {len(question)} characters, more than {MAX_QUESTION_CHARS}: "
+                     "not asked")
             return
         self._asks.append((question, tier))
         self.log("info", f"question asked ({tier}): its round runs next; {len(self._asks)} waiting")

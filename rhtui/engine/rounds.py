@@ -136,7 +136,7 @@ class Rounds(Controls):
             roles = Roles(tuple(n for n in cast if usable[n]), None, None, ())
         judged = bool(roles.judges) and (tier is not None or (ens.judge_every > 0 and n % ens.judge_every == 0))
         rnd = Round(n, question, roles, kind="ask" if ask else "cycle", tier=tier, judged=judged,
-                    deadline=(self.clock.monotonic() + TIER_SECONDS[tier] * 1.0) if tier else None)
+                    deadline=(self.clock.monotonic() + TIER_SECONDS[tier]) if tier else None)
         cycle_id = await self.store.start_cycle(self._session_row(), n, started, question=question, kind=rnd.kind)
         proposers = [self._candidate(name) for name in cast]
         explained = self.scheduler.order_explained([c for c in proposers if c.enabled], self.latest_profiles)
@@ -300,10 +300,10 @@ class Rounds(Controls):
 
     def _past_deadline(self, rnd: Round) -> bool:
         if rnd.deadline is not None and self.clock.monotonic() >= rnd.deadline:
-            if not getattr(rnd, "_said", False):
+            if not rnd.deadline_said:
                 self.log("warning", f"the {rnd.tier} round's {TIER_SECONDS[rnd.tier or 'standard']:.0f} s are up: "
                          "its remaining steps are skipped")
-                rnd._said = True  # type: ignore[attr-defined]
+                rnd.deadline_said = True
             return True
         return False
 

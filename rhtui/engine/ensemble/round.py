@@ -22,6 +22,8 @@ class Round:
     tier: str | None = None
     judged: bool = True
     deadline: float | None = None
+    deadline_said: bool = False
+    """The log said that the tier's time is up (once)."""
     order: list[str] = field(default_factory=list)
     """The proposers in the order they run."""
     proposals: list[RunRecord] = field(default_factory=list)

@@ -16,6 +16,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, RadioButton, RadioSet, Static
 
+from rhtui.engine.ensemble.agenda import MAX_QUESTION_CHARS
+
 TIERS: tuple[tuple[str, str], ...] = (
     ("quick", "quick: a few proposers and a synthesis; at most about 5 min"),
     ("standard", "standard: more proposers, a critique, a synthesis; at most about 15 min"),
@@ -23,7 +25,7 @@ TIERS: tuple[tuple[str, str], ...] = (
 )
 """The tiers a person's round may take (the engine's `ask`), with what each costs in words."""
 DEFAULT_TIER = "standard"
-QUESTION_MAX_CHARS = 4000
+QUESTION_MAX_CHARS = MAX_QUESTION_CHARS
 """The longest question the engine takes."""
 
 
