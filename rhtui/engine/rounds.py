@@ -133,7 +133,7 @@ class Rounds(Controls):
         if tier is None and ens.mode == "proposals-only":
             # no critique, synthesis or judge to do: every student proposes (the critic too)
             cast = tuple(self.students)
-            roles = Roles(tuple(n for n in cast if usable[n]), None, None, ())
+            roles = Roles(tuple(name for name in cast if usable[name]), None, None, ())
         judged = bool(roles.judges) and (tier is not None or (ens.judge_every > 0 and n % ens.judge_every == 0))
         rnd = Round(n, question, roles, kind="ask" if ask else "cycle", tier=tier, judged=judged,
                     deadline=(self.clock.monotonic() + TIER_SECONDS[tier]) if tier else None)
