@@ -28,7 +28,7 @@ from rhtui.engine.ensemble.roles import Roles, assign_roles, role_of
 from rhtui.engine.ensemble.round import TIER_SECONDS, Round
 from rhtui.engine.ensemble.verifier import required_sections, verify
 from rhtui.engine.records import RunKind, RunRecord
-from rhtui.engine.runs import TRIED_AGAIN, Preloading, Request
+from rhtui.engine.runs import TRIED_AGAIN, UNLOAD_WAIT_S, Preloading, Request
 from rhtui.engine.scheduler import Candidate, HealthState, RunOrSkip, StudentProfile
 from rhtui.engine.session import PROFILE_WINDOW
 from rhtui.engine.store import StoreFull
@@ -221,8 +221,8 @@ class Rounds(Controls):
             # a student already loaded (preloaded) is planned on the card as it is without it; were another
             # to come first instead, the preload is unloaded before that one loads (`_step`)
             snap = await self._plan_snapshot(self._pre.student if self._pre is not None else None)
-            if ran:
-                self._check_fits(snap, always=True)
+            if ran:  # who still fits, once the run's unload and the next one's preload have settled
+                self._track(asyncio.ensure_future(self._check_fits_settled()))
                 ran = False
             step = self.scheduler.plan(candidates, self.latest_profiles, done, snap, self.remaining_s(),
                                        self._trend())
@@ -620,6 +620,15 @@ class Rounds(Controls):
         if always or shown != self._fits_shown:
             self._fits_shown = shown
             self.emit(ev.FitsChecked(ts=self.clock.now(), cycle=self.cycle, fits=tuple(fits)))
+
+    async def _check_fits_settled(self) -> None:
+        """After a run: FitsChecked on the first sample in which no load or unload of ours is in flight
+        (not on the run's path: the next student is already writing). Gives up after UNLOAD_WAIT_S."""
+        await self.runs.behind_done()
+        deadline = self.clock.monotonic() + UNLOAD_WAIT_S
+        while self.sampler.ours_mb is None and self.clock.monotonic() < deadline:
+            await asyncio.sleep(self.runs.poll_s())
+        self._check_fits(await self.sampler.snapshot(), always=True)
 
     def _trend(self) -> float | None:
         """VRAM trend of everything but our students, over the last TREND_WINDOW_S."""
