@@ -326,7 +326,9 @@ async def test_a_pause_survives_an_emergency_that_clears_by_itself(sim, store, m
     orch.bus.subscribe(pause_after_alpha)
     task = asyncio.ensure_future(orch.run())
     try:
-        await until_async(lambda: orch.state == "paused" and orch.current is None, timeout=20)
+        # paused, and the card quiet: the student preloaded for the next turn is unloaded during a pause
+        await until_async(lambda: orch.state == "paused" and orch.current is None and not world.runners(),
+                          timeout=20)
         # another process takes the card past 95 % while paused (until the sampler has seen it),
         # then leaves
         world.add_external(0.97 * world.vram_total_mb - world.vram_used_mb())
