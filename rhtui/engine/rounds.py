@@ -222,7 +222,7 @@ class Rounds(Controls):
             # to come first instead, the preload is unloaded before that one loads (`_step`)
             snap = await self._plan_snapshot(self._pre.student if self._pre is not None else None)
             if ran:  # who still fits, once the run's unload and the next one's preload have settled
-                self._track(asyncio.ensure_future(self._check_fits_settled()))
+                self._spawn(self._check_fits_settled())
                 ran = False
             step = self.scheduler.plan(candidates, self.latest_profiles, done, snap, self.remaining_s(),
                                        self._trend())
@@ -447,7 +447,7 @@ class Rounds(Controls):
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
         if outcome.unload_later is not None:
-            self._track(self.runs.unload_behind(*outcome.unload_later))
+            self._spawn(self.runs.unload_behind(*outcome.unload_later))
         run = outcome.run
         if "missing" in outcome.fields:
             self._missing[c.name] = outcome.fields["missing"]
@@ -663,11 +663,6 @@ class Rounds(Controls):
                       f"quarantined after {self.health.quarantine_after}")
         return ev.StudentHealthChanged(ts=self.clock.now(), cycle=n, student=name, health=after.health,
                                        failures=after.failures, reason=reason)
-
-    def _track(self, task: asyncio.Task) -> None:
-        """A background task of the engine's (awaited at shutdown; a full disk in it stops the session)."""
-        self._bg.add(task)
-        task.add_done_callback(self._bg_done)
 
     async def _record_skip(self, n: int, c: Candidate, reason: str, kind: str,
                            step: RunOrSkip | None = None, run_kind: RunKind = "proposal") -> None:

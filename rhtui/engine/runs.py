@@ -139,7 +139,7 @@ class RunExecutor:
             self.unreachable = str(exc)
             return False
         except BackendError:
-            pass
+            return True  # it answered, with an error: it is there
         return True
 
     # -- preloading ------------------------------------------------------------------------

@@ -166,6 +166,8 @@ class EngineCore:
             self._store_event(e)
 
     def _spawn(self, coro) -> None:
+        """A background coroutine or task of the engine's: awaited at shutdown; a full disk in it stops the
+        session (`_bg_done`)."""
         task = asyncio.ensure_future(coro)
         self._bg.add(task)
         task.add_done_callback(self._bg_done)
@@ -491,6 +493,7 @@ class EngineCore:
         """Apply the controls another process wrote to the store."""
 
     def request_stop(self, reason: str = "stopped by user", *, error: str = "") -> None:
+        """Stop gracefully (the controls provide it; the core calls it on a full disk or an outage)."""
         raise NotImplementedError
 
     async def _shutdown(self, reason: str) -> None:
